@@ -1,0 +1,137 @@
+"""The classifier service's HTTP face: classify one image with the modality's ResNet18."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, TypedDict
+
+import anyio
+import anyio.to_thread
+import torch
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from branet_classifier.classify import ClassifierRegistry
+from branet_classifier.settings import ClassifierSettings
+from branet_shared.errors import (
+    InvalidImage,
+    InvalidParameter,
+    ModelUnavailable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    problem_responses,
+)
+from branet_shared.images import MAX_IMAGE_BYTES, validate_image
+from branet_shared.schemas import (
+    CheckResult,
+    ClassifyResponse,
+    Liveness,
+    Modality,
+    ModelsResponse,
+    Readiness,
+    Unavailable,
+)
+from branet_shared.web import create_service_app, run_service
+
+VERSION = "0.1.0"
+log = logging.getLogger(__name__)
+
+
+class State(TypedDict):
+    registry: ClassifierRegistry
+    limiter: anyio.CapacityLimiter
+
+
+def get_registry(request: Request) -> ClassifierRegistry:
+    registry: ClassifierRegistry = request.state.registry
+    return registry
+
+
+def get_limiter(request: Request) -> anyio.CapacityLimiter:
+    limiter: anyio.CapacityLimiter = request.state.limiter
+    return limiter
+
+
+RegistryDep = Annotated[ClassifierRegistry, Depends(get_registry)]
+LimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_limiter)]
+
+
+def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
+    settings = settings or ClassifierSettings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[State]:
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        registry = await anyio.to_thread.run_sync(ClassifierRegistry.load, settings.model_dir)
+        for modality, model in registry.models.items():
+            log.info("loaded %s model %s %s", modality, model.card.name, model.card.version)
+        for modality, reason in registry.missing.items():
+            log.warning("no %s model: %s", modality, reason)
+        yield {"registry": registry, "limiter": anyio.CapacityLimiter(settings.max_concurrency)}
+
+    app = create_service_app(
+        title="BraNet classifier",
+        version=VERSION,
+        description="Private service: benign/malignant ResNet18 per modality.",
+        lifespan=lifespan,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+    @app.post(
+        "/v1/classify",
+        responses=problem_responses(
+            UnsupportedMediaType, PayloadTooLarge, InvalidImage, InvalidParameter, ModelUnavailable
+        ),
+    )
+    async def classify(
+        registry: RegistryDep,
+        limiter: LimiterDep,
+        file: Annotated[UploadFile, File(description="JPEG or PNG, whole image or ROI crop")],
+        modality: Annotated[Modality, Form()],
+    ) -> ClassifyResponse:
+        model = registry.models.get(modality)
+        if model is None:
+            raise ModelUnavailable(f"no {modality.value} classifier: {registry.missing[modality]}")
+        data = await file.read(MAX_IMAGE_BYTES + 1)
+        image = validate_image(data).image
+        return await anyio.to_thread.run_sync(model.classify, image, limiter=limiter)
+
+    @app.get("/v1/models")
+    async def models(registry: RegistryDep) -> ModelsResponse:
+        return ModelsResponse(
+            models=[model.info for model in registry.models.values()],
+            unavailable=[
+                Unavailable(service="classifier", name=f"{modality.value} classifier", reason=why)
+                for modality, why in registry.missing.items()
+            ],
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> Liveness:
+        return Liveness(service="classifier", version=VERSION)
+
+    @app.get("/readyz", responses={503: {"model": Readiness}})
+    async def readyz(registry: RegistryDep) -> JSONResponse:
+        checks = {
+            modality.value: CheckResult(
+                ok=modality in registry.models, detail=registry.missing.get(modality, "")
+            )
+            for modality in Modality
+        }
+        ready = all(check.ok for check in checks.values())
+        body = Readiness(status="ready" if ready else "not_ready", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+    return app
+
+
+def main() -> None:
+    settings = ClassifierSettings()
+    run_service(
+        lambda: create_app(settings),
+        service="classifier",
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+    )

@@ -1,0 +1,170 @@
+"""ResNet18 benign/malignant classifiers, one per modality, described by a model card.
+
+A model on disk is two files in the model folder: `<modality>.json` (a `ClassifierCard`) and
+the safetensors weights it names, whose SHA-256 the card pins. The class has the four steps
+every BraNet model has — load, preprocess, predict, postprocess — so the service, the training
+and evaluation scripts and the benchmarks all run a model the same way.
+"""
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torchvision
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import load_file
+from torchvision.transforms.v2 import functional as tvf
+
+from branet_shared.schemas import (
+    ClassifyResponse,
+    Label,
+    Modality,
+    ModelInfo,
+    ModelRef,
+    Probabilities,
+)
+
+CLASSES: tuple[Label, Label] = (Label.BENIGN, Label.MALIGNANT)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ClassifierCard(BaseModel):
+    """What a shipped classifier is, how to feed it, and how well it measured."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    version: str
+    modality: Modality
+    architecture: Literal["resnet18"] = "resnet18"
+    weights_file: str
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    input_size: int = Field(224, ge=32, le=1024)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    temperature: float = Field(1.0, gt=0, description="softmax temperature from calibration")
+    metrics: dict[str, float] = Field(default_factory=dict)
+    description: str = ""
+
+
+class ModelFileError(Exception):
+    """A model is configured but cannot be used; the message says why."""
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_resnet18() -> torch.nn.Module:
+    """torchvision's ResNet18 with a two-class head (benign, malignant)."""
+    network: torch.nn.Module = torchvision.models.resnet18(weights=None, num_classes=len(CLASSES))
+    return network
+
+
+class ResNet18Classifier:
+    def __init__(self, card: ClassifierCard, network: torch.nn.Module) -> None:
+        self.card = card
+        self.network = network.eval()
+
+    @classmethod
+    def load(cls, card_path: Path) -> "ResNet18Classifier":
+        try:
+            card = ClassifierCard.model_validate_json(card_path.read_bytes())
+        except FileNotFoundError:
+            raise ModelFileError(f"no model card at {card_path}") from None
+        except ValueError as exc:
+            raise ModelFileError(f"model card {card_path} is invalid: {exc}") from None
+        weights_path = card_path.parent / card.weights_file
+        if not weights_path.is_file():
+            raise ModelFileError(f"weights file {weights_path} is missing")
+        if sha256_of_file(weights_path) != card.weights_sha256:
+            raise ModelFileError(f"weights file {weights_path} does not match the card's SHA-256")
+        network = build_resnet18()
+        state = {name: tensor.float() for name, tensor in load_file(weights_path).items()}
+        try:
+            network.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelFileError(f"weights in {weights_path} are not a ResNet18: {exc}") from None
+        return cls(card, network)
+
+    @property
+    def ref(self) -> ModelRef:
+        return ModelRef(name=self.card.name, version=self.card.version)
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.card.name,
+            version=self.card.version,
+            task="classification",
+            modality=self.card.modality,
+            architecture=self.card.architecture,
+            sha256=self.card.weights_sha256,
+            metrics=self.card.metrics,
+            description=self.card.description,
+        )
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """A normalised 1×3×S×S tensor from an `L` or `RGB` image."""
+        rgb = image.convert("RGB") if image.mode != "RGB" else image
+        size = self.card.input_size
+        tensor: torch.Tensor = tvf.pil_to_tensor(rgb)
+        tensor = tvf.resize(tensor, [size, size], antialias=True)
+        tensor = tvf.to_dtype(tensor, torch.float32, scale=True)
+        tensor = tvf.normalize(tensor, list(self.card.mean), list(self.card.std))
+        return tensor.unsqueeze(0)
+
+    def predict(self, batch: torch.Tensor) -> torch.Tensor:
+        """Class probabilities, N×2, calibrated by the card's temperature."""
+        with torch.inference_mode():
+            logits: torch.Tensor = self.network(batch)
+            probabilities: torch.Tensor = torch.softmax(logits / self.card.temperature, dim=1)
+        return probabilities
+
+    def postprocess(self, probabilities: torch.Tensor, inference_ms: float) -> ClassifyResponse:
+        benign, malignant = (float(p) for p in probabilities[0].tolist())
+        # Renormalise in double precision so the two always sum to exactly 1.
+        total = benign + malignant
+        probs = Probabilities(benign=benign / total, malignant=malignant / total)
+        label = Label.MALIGNANT if probs.malignant > probs.benign else Label.BENIGN
+        return ClassifyResponse(
+            label=label,
+            probabilities=probs,
+            confidence=max(probs.benign, probs.malignant),
+            model=self.ref,
+            inference_ms=inference_ms,
+        )
+
+    def classify(self, image: Image.Image) -> ClassifyResponse:
+        started = time.perf_counter()
+        probabilities = self.predict(self.preprocess(image))
+        return self.postprocess(probabilities, (time.perf_counter() - started) * 1000)
+
+
+@dataclass
+class ClassifierRegistry:
+    """The loaded model per modality, and for each missing one the reason."""
+
+    models: dict[Modality, ResNet18Classifier] = field(default_factory=dict)
+    missing: dict[Modality, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, model_dir: Path) -> "ClassifierRegistry":
+        registry = cls()
+        for modality in Modality:
+            try:
+                registry.models[modality] = ResNet18Classifier.load(
+                    model_dir / f"{modality.value}.json"
+                )
+            except ModelFileError as exc:
+                registry.missing[modality] = str(exc)
+        return registry

@@ -1,0 +1,19 @@
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ClassifierSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8082, validation_alias=AliasChoices("CLASSIFIER_PORT", "PORT"))
+    model_dir: Path = Field(
+        Path("models"),
+        description="folder with <modality>.json model cards and their safetensors weights",
+    )
+    torch_threads: int = Field(0, ge=0, description="intra-op threads; 0 = torch's default")
+    max_concurrency: int = Field(1, ge=1, description="inferences run at once per process")
+    max_body_bytes: int = 10 * 1024 * 1024 + 64 * 1024
+    log_level: str = "INFO"

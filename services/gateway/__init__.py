@@ -1,0 +1,1 @@
+"""The public gateway: auth, upload validation, orchestration, storage and history."""

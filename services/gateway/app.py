@@ -1,0 +1,251 @@
+"""The gateway's HTTP face: the public /v1 API, health, and the offline docs page."""
+
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Annotated, TypedDict
+
+import httpx
+from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from branet_gateway.analyses import AnalysisService
+from branet_gateway.auth import CurrentUser
+from branet_gateway.model_clients import ClassifierClient, SegmenterClient
+from branet_gateway.settings import GatewaySettings
+from branet_shared.errors import (
+    InvalidImage,
+    InvalidParameter,
+    ModelUnavailable,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    problem_responses,
+)
+from branet_shared.images import parse_box
+from branet_shared.schemas import (
+    Analysis,
+    AnalysisPage,
+    CheckResult,
+    Liveness,
+    Modality,
+    ModelsResponse,
+    Readiness,
+)
+from branet_shared.storage import BlobStore, ResultStore
+from branet_shared.storage.base import BlobKind
+from branet_shared.storage.local import LocalBlobStore
+from branet_shared.storage.sqlite import SQLiteResultStore
+from branet_shared.web import create_service_app, run_service
+
+VERSION = "0.1.0"
+log = logging.getLogger(__name__)
+
+
+class State(TypedDict):
+    settings: GatewaySettings
+    analyses: AnalysisService
+
+
+def get_analyses(request: Request) -> AnalysisService:
+    analyses: AnalysisService = request.state.analyses
+    return analyses
+
+
+Analyses = Annotated[AnalysisService, Depends(get_analyses)]
+
+
+async def open_stores(settings: GatewaySettings) -> tuple[BlobStore, ResultStore]:
+    return LocalBlobStore(settings.blob_dir), await SQLiteResultStore.open(settings.sqlite_path)
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """`transport` lets tests route model-service calls to in-process apps."""
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[State]:
+        blobs, results = await open_stores(settings)
+        http = httpx.AsyncClient(
+            transport=transport or httpx.AsyncHTTPTransport(),
+            timeout=httpx.Timeout(settings.classify_timeout_s, connect=settings.connect_timeout_s),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        )
+        common = {"retries": settings.model_retries}
+        analyses = AnalysisService(
+            blobs,
+            results,
+            ClassifierClient(
+                http,
+                service="classifier",
+                base_url=settings.classifier_url,
+                read_timeout_s=settings.classify_timeout_s,
+                **common,
+            ),
+            SegmenterClient(
+                http,
+                service="segmenter",
+                base_url=settings.segmenter_url,
+                read_timeout_s=settings.segment_timeout_s,
+                **common,
+            ),
+            max_image_bytes=settings.max_image_bytes,
+            max_image_pixels=settings.max_image_pixels,
+        )
+        try:
+            yield {"settings": settings, "analyses": analyses}
+        finally:
+            await http.aclose()
+            await results.close()
+            await blobs.close()
+
+    app = create_service_app(
+        title="BraNet",
+        version=VERSION,
+        description=(
+            "Benign/malignant analysis of breast ultrasound and mammography images. "
+            "Errors are `application/problem+json` with a stable `code`."
+        ),
+        lifespan=lifespan,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    _add_analysis_routes(app)
+    _add_service_routes(app)
+    return app
+
+
+def _add_analysis_routes(app: FastAPI) -> None:
+    @app.post(
+        "/v1/analyses",
+        status_code=201,
+        responses=problem_responses(
+            UnsupportedMediaType, PayloadTooLarge, InvalidImage, InvalidParameter, ModelUnavailable
+        ),
+        tags=["analyses"],
+    )
+    async def create_analysis(
+        user: CurrentUser,
+        analyses: Analyses,
+        response: Response,
+        file: Annotated[UploadFile, File(description="JPEG or PNG, at most 10 MB")],
+        modality: Annotated[Modality, Form()],
+        extract_roi: Annotated[bool, Form(description="extract the lesion with SAM first")] = False,
+        box: Annotated[
+            str | None,
+            Form(description="x0,y0,x1,y1 around the lesion, in image pixels; implies ROI"),
+        ] = None,
+    ) -> Analysis:
+        prompt = parse_box(box)
+        data = await file.read(analyses.max_image_bytes + 1)
+        analysis = await analyses.create(user.id, data, modality, extract_roi, prompt)
+        response.headers["Location"] = f"/v1/analyses/{analysis.id}"
+        return analysis
+
+    @app.get("/v1/analyses", tags=["analyses"], responses=problem_responses(InvalidParameter))
+    async def list_analyses(
+        user: CurrentUser,
+        analyses: Analyses,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+    ) -> AnalysisPage:
+        page = await analyses.list(user.id, limit, cursor)
+        next_cursor = page.next_cursor.encode() if page.next_cursor else None
+        return AnalysisPage(items=page.items, next_cursor=next_cursor)
+
+    @app.get("/v1/analyses/{analysis_id}", tags=["analyses"], responses=problem_responses(NotFound))
+    async def get_analysis(user: CurrentUser, analyses: Analyses, analysis_id: str) -> Analysis:
+        return await analyses.get(user.id, analysis_id)
+
+    @app.delete(
+        "/v1/analyses/{analysis_id}",
+        status_code=204,
+        tags=["analyses"],
+        responses=problem_responses(NotFound),
+    )
+    async def delete_analysis(user: CurrentUser, analyses: Analyses, analysis_id: str) -> None:
+        await analyses.delete(user.id, analysis_id)
+
+    for kind in ("image", "mask", "roi"):
+        _add_blob_route(app, kind)
+
+
+def _add_blob_route(app: FastAPI, kind: BlobKind) -> None:
+    async def get_blob(
+        user: CurrentUser, analyses: Analyses, analysis_id: str
+    ) -> StreamingResponse:
+        blob = await analyses.open_blob(user.id, analysis_id, kind)
+        first = await anext(blob.chunks, b"")  # a missing blob fails here, as a 404
+
+        async def body() -> AsyncIterator[bytes]:
+            yield first
+            async for chunk in blob.chunks:
+                yield chunk
+
+        return StreamingResponse(
+            body(),
+            media_type=blob.content_type,
+            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+        )
+
+    app.get(
+        f"/v1/analyses/{{analysis_id}}/{kind}",
+        tags=["analyses"],
+        summary=f"The analysis's {kind} bytes",
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"image/png": {}, "image/jpeg": {}}},
+            **problem_responses(NotFound),
+        },
+    )(get_blob)
+
+
+def _add_service_routes(app: FastAPI) -> None:
+    @app.get("/v1/models", tags=["models"])
+    async def models(analyses: Analyses) -> ModelsResponse:
+        answers = [await analyses.classifier.models(), await analyses.segmenter.models()]
+        return ModelsResponse(
+            models=[m for a in answers for m in a.models],
+            unavailable=[u for a in answers for u in a.unavailable],
+        )
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> Liveness:
+        return Liveness(service="gateway", version=VERSION)
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": Readiness}})
+    async def readyz(analyses: Analyses) -> JSONResponse:
+        checks = {
+            "result_store": await _check(analyses.results.check()),
+            "blob_store": await _check(analyses.blobs.check()),
+            "classifier": await analyses.classifier.readiness(),
+            "segmenter": await analyses.segmenter.readiness(),
+        }
+        # Without SAM the gateway still classifies whole images: the segmenter is reported,
+        # not required.
+        ready = all(check.ok for name, check in checks.items() if name != "segmenter")
+        body = Readiness(status="ready" if ready else "not_ready", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+async def _check(probe: Awaitable[None]) -> CheckResult:
+    try:
+        await probe
+    except Exception as exc:
+        log.warning("store check failed: %s", exc)
+        return CheckResult(ok=False, detail=type(exc).__name__)
+    return CheckResult(ok=True)
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    run_service(
+        lambda: create_app(settings),
+        service="gateway",
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+    )

@@ -1,0 +1,1 @@
+"""The segmenter service: Segment Anything (SAM) lesion masks and regions of interest."""

@@ -1,0 +1,195 @@
+"""The segmenter service's HTTP face: a lesion mask and ROI crop for one image."""
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, TypedDict
+
+import anyio
+import anyio.to_thread
+import numpy as np
+import torch
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from branet_segmenter.segment import CheckpointError, LesionSegmenter, Segmentation, describe
+from branet_segmenter.settings import SegmenterSettings
+from branet_shared.errors import (
+    InvalidImage,
+    InvalidParameter,
+    ModelUnavailable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    problem_responses,
+)
+from branet_shared.images import MAX_IMAGE_BYTES, check_box_fits, parse_box, validate_image
+from branet_shared.schemas import (
+    CheckResult,
+    Liveness,
+    Modality,
+    ModelInfo,
+    ModelsResponse,
+    Readiness,
+    SegmentResponse,
+    Unavailable,
+)
+from branet_shared.web import create_service_app, run_service
+
+VERSION = "0.1.0"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedSegmenter:
+    """The segmenter, or why there is none."""
+
+    segmenter: LesionSegmenter | None
+    reason: str = ""
+
+
+class State(TypedDict):
+    loaded: LoadedSegmenter
+    limiter: anyio.CapacityLimiter
+    settings: SegmenterSettings
+
+
+def load_segmenter(settings: SegmenterSettings) -> LoadedSegmenter:
+    if settings.checkpoint is None:
+        return LoadedSegmenter(None, "no SAM checkpoint configured (set SEGMENTER_CHECKPOINT)")
+    try:
+        return LoadedSegmenter(
+            LesionSegmenter.load(
+                settings.model_type, settings.checkpoint, settings.checkpoint_sha256
+            )
+        )
+    except CheckpointError as exc:
+        return LoadedSegmenter(None, str(exc))
+
+
+def get_loaded(request: Request) -> LoadedSegmenter:
+    loaded: LoadedSegmenter = request.state.loaded
+    return loaded
+
+
+def get_limiter(request: Request) -> anyio.CapacityLimiter:
+    limiter: anyio.CapacityLimiter = request.state.limiter
+    return limiter
+
+
+def get_settings(request: Request) -> SegmenterSettings:
+    settings: SegmenterSettings = request.state.settings
+    return settings
+
+
+LoadedDep = Annotated[LoadedSegmenter, Depends(get_loaded)]
+LimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_limiter)]
+SettingsDep = Annotated[SegmenterSettings, Depends(get_settings)]
+
+
+def create_app(settings: SegmenterSettings | None = None) -> FastAPI:
+    settings = settings or SegmenterSettings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[State]:
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        loaded = await anyio.to_thread.run_sync(load_segmenter, settings)
+        if loaded.segmenter is None:
+            log.warning("segmenter not ready: %s", loaded.reason)
+        else:
+            log.info("loaded SAM %s", loaded.segmenter.ref)
+        yield {
+            "loaded": loaded,
+            "limiter": anyio.CapacityLimiter(settings.max_concurrency),
+            "settings": settings,
+        }
+
+    app = create_service_app(
+        title="BraNet segmenter",
+        version=VERSION,
+        description="Private service: Segment Anything lesion masks and ROI crops.",
+        lifespan=lifespan,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+    @app.post(
+        "/v1/segment",
+        responses=problem_responses(
+            UnsupportedMediaType, PayloadTooLarge, InvalidImage, InvalidParameter, ModelUnavailable
+        ),
+    )
+    async def segment(
+        loaded: LoadedDep,
+        limiter: LimiterDep,
+        config: SettingsDep,
+        file: Annotated[UploadFile, File(description="JPEG or PNG")],
+        modality: Annotated[Modality, Form()],
+        box: Annotated[str | None, Form(description="x0,y0,x1,y1 prompt")] = None,
+    ) -> SegmentResponse:
+        if loaded.segmenter is None:
+            raise ModelUnavailable(f"the segmenter has no model: {loaded.reason}")
+        prompt = parse_box(box)
+        image = validate_image(await file.read(MAX_IMAGE_BYTES + 1)).image
+        if prompt is not None:
+            check_box_fits(prompt, image)
+        segmenter = loaded.segmenter
+
+        def run() -> SegmentResponse:
+            started = time.perf_counter()
+            rgb = np.asarray(image.convert("RGB"))
+            found: Segmentation | None
+            if prompt is not None:
+                found = segmenter.prompted(rgb, prompt)
+            else:
+                found = segmenter.automatic(
+                    rgb, modality, config.auto_points_per_side, config.auto_max_side
+                )
+            return describe(found, image, segmenter.ref, config.roi_margin, started)
+
+        return await anyio.to_thread.run_sync(run, limiter=limiter)
+
+    @app.get("/v1/models")
+    async def models(loaded: LoadedDep, config: SettingsDep) -> ModelsResponse:
+        if loaded.segmenter is None:
+            return ModelsResponse(
+                models=[],
+                unavailable=[
+                    Unavailable(
+                        service="segmenter", name=f"sam_{config.model_type}", reason=loaded.reason
+                    )
+                ],
+            )
+        ref = loaded.segmenter.ref
+        info = ModelInfo(
+            name=ref.name,
+            version=ref.version,
+            task="segmentation",
+            architecture=f"segment-anything {config.model_type}",
+            sha256=loaded.segmenter.checkpoint_sha256,
+        )
+        return ModelsResponse(models=[info])
+
+    @app.get("/healthz")
+    async def healthz() -> Liveness:
+        return Liveness(service="segmenter", version=VERSION)
+
+    @app.get("/readyz", responses={503: {"model": Readiness}})
+    async def readyz(loaded: LoadedDep) -> JSONResponse:
+        check = CheckResult(ok=loaded.segmenter is not None, detail=loaded.reason)
+        body = Readiness(status="ready" if check.ok else "not_ready", checks={"sam": check})
+        return JSONResponse(body.model_dump(), status_code=200 if check.ok else 503)
+
+    return app
+
+
+def main() -> None:
+    settings = SegmenterSettings()
+    run_service(
+        lambda: create_app(settings),
+        service="segmenter",
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+    )

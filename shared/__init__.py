@@ -1,0 +1,1 @@
+"""Code shared by the BraNet services: schemas, errors, image validation, storage, logging."""

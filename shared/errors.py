@@ -1,0 +1,168 @@
+"""One error hierarchy for every service, answered as RFC 9457 `application/problem+json`.
+
+Handlers raise a `BraNetError` subclass; `install_error_handlers` turns it (and FastAPI's own
+validation and routing errors) into a problem document with a stable `code`. Unexpected
+exceptions become a bare 500 without internals: no stack trace or URL leaves the service.
+"""
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from asgi_correlation_id import correlation_id
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from branet_shared.schemas import Problem
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class BraNetError(Exception):
+    """An error the client can act on; subclasses fix the HTTP status and the stable code."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class UnsupportedMediaType(BraNetError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class PayloadTooLarge(BraNetError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class InvalidImage(BraNetError):
+    status, code, title = 422, "invalid_image", "Invalid image"
+
+
+class InvalidParameter(BraNetError):
+    status, code, title = 422, "invalid_parameter", "Invalid parameter"
+
+
+class Unauthenticated(BraNetError):
+    status, code, title = 401, "unauthenticated", "Unauthenticated"
+
+
+class NotFound(BraNetError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class MethodNotAllowed(BraNetError):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+
+class ModelUnavailable(BraNetError):
+    status, code, title = 503, "model_unavailable", "Model unavailable"
+
+
+class StoreUnavailable(BraNetError):
+    status, code, title = 503, "store_unavailable", "Storage unavailable"
+
+
+ERRORS_BY_CODE: dict[str, type[BraNetError]] = {
+    cls.code: cls
+    for cls in (
+        BraNetError,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        InvalidImage,
+        InvalidParameter,
+        Unauthenticated,
+        NotFound,
+        MethodNotAllowed,
+        ModelUnavailable,
+        StoreUnavailable,
+    )
+}
+
+
+def problem_response(error: BraNetError, request: Request) -> JSONResponse:
+    problem = Problem(
+        type=f"urn:branet:problem:{error.code}",
+        title=error.title,
+        status=error.status,
+        detail=error.detail,
+        code=error.code,
+        instance=request.url.path,
+        request_id=correlation_id.get(),
+    )
+    return JSONResponse(
+        problem.model_dump(exclude_none=True),
+        status_code=error.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=error.headers,
+    )
+
+
+def _describe_validation_error(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        location = ".".join(
+            str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")
+        )
+        parts.append(f"{location or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is invalid"
+
+
+async def _on_branet_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BraNetError)
+    if exc.status >= 500:
+        log.warning("request failed: %s: %s", exc.code, exc.detail)
+    return problem_response(exc, request)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(InvalidParameter(_describe_validation_error(exc)), request)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    error: BraNetError
+    if exc.status_code == 404:
+        error = NotFound("no such resource")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed here")
+    elif exc.status_code == 413:
+        error = PayloadTooLarge(str(exc.detail))
+    elif 400 <= exc.status_code < 500:
+        error = InvalidParameter(str(exc.detail))
+    else:
+        error = BraNetError("the service failed to answer")
+    return problem_response(error, request)
+
+
+async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(BraNetError("the service failed to answer; try again"), request)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(BraNetError, _on_branet_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected_error)
+
+
+def problem_responses(*errors: type[BraNetError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting which problems a route can answer."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        entry = responses.setdefault(
+            error.status,
+            {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": ""},
+        )
+        codes = [c for c in entry["description"].split(", ") if c]
+        entry["description"] = ", ".join([*codes, f"`{error.code}`"])
+    return responses

@@ -1,0 +1,220 @@
+"""Pydantic models for everything that crosses a boundary: the public API and the calls
+between the gateway and the model services."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Modality(StrEnum):
+    ULTRASOUND = "ultrasound"
+    MAMMOGRAPHY = "mammography"
+
+
+class Label(StrEnum):
+    BENIGN = "benign"
+    MALIGNANT = "malignant"
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Problem(Schema):
+    """RFC 9457 problem details, with BraNet's stable `code`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    request_id: str | None = None
+
+
+class Probabilities(Schema):
+    benign: Probability
+    malignant: Probability
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> Self:
+        if abs(self.benign + self.malignant - 1.0) > 1e-4:
+            raise ValueError("probabilities must sum to 1")
+        return self
+
+
+class BoundingBox(Schema):
+    """Pixel box in the uploaded image's coordinates; x1 and y1 are exclusive."""
+
+    x0: int = Field(ge=0)
+    y0: int = Field(ge=0)
+    x1: int = Field(gt=0)
+    y1: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.x1 <= self.x0 or self.y1 <= self.y0:
+            raise ValueError("a box needs x0 < x1 and y0 < y1")
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> "BoundingBox":
+        """Parse the form field format `x0,y0,x1,y1`."""
+        parts = text.split(",")
+        if len(parts) != 4:
+            raise ValueError("box must be four integers: x0,y0,x1,y1")
+        try:
+            x0, y0, x1, y1 = (int(p.strip()) for p in parts)
+        except ValueError:
+            raise ValueError("box must be four integers: x0,y0,x1,y1") from None
+        return cls(x0=x0, y0=y0, x1=x1, y1=y1)
+
+    def fits(self, width: int, height: int) -> bool:
+        return self.x1 <= width and self.y1 <= height
+
+
+class ModelRef(Schema):
+    name: str
+    version: str
+
+
+class ModelInfo(Schema):
+    """A model in service, as its card describes it."""
+
+    name: str
+    version: str
+    task: Literal["classification", "segmentation"]
+    modality: Modality | None = None
+    architecture: str
+    sha256: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+    description: str = ""
+
+
+class Unavailable(Schema):
+    """A model that is configured but not loaded, and why."""
+
+    service: str
+    name: str
+    reason: str
+
+
+class ModelsResponse(Schema):
+    models: list[ModelInfo]
+    unavailable: list[Unavailable] = Field(default_factory=list)
+
+
+# --- between the gateway and the model services -------------------------------------------
+
+
+class ClassifyResponse(Schema):
+    label: Label
+    probabilities: Probabilities
+    confidence: Probability
+    model: ModelRef
+    inference_ms: float
+
+
+class Mask(Schema):
+    """A binary mask in COCO run-length encoding (column-major, starting with a 0-run)."""
+
+    size: tuple[int, int] = Field(description="[height, width]")
+    counts: list[int]
+
+
+class SegmentResponse(Schema):
+    lesion_found: bool
+    bbox: BoundingBox | None = None
+    area: int | None = None
+    score: float | None = Field(default=None, description="SAM's predicted IoU")
+    mask: Mask | None = None
+    mask_png: str | None = Field(default=None, description="base64 PNG, 0/255")
+    roi_png: str | None = Field(default=None, description="base64 PNG of the ROI crop")
+    model: ModelRef
+    inference_ms: float
+
+
+class CheckResult(Schema):
+    ok: bool
+    detail: str = ""
+
+
+class Readiness(Schema):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, CheckResult]
+
+
+class Liveness(Schema):
+    status: Literal["alive"] = "alive"
+    service: str
+    version: str
+
+
+# --- the public Analysis ----------------------------------------------------------------------
+
+
+class StoredBlob(Schema):
+    """A blob of an analysis; its bytes are served at `url`."""
+
+    url: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class StoredImage(StoredBlob):
+    width: int
+    height: int
+    format: Literal["png", "jpeg"]
+
+
+class RegionOfInterest(Schema):
+    lesion_found: bool
+    prompt: BoundingBox | None = Field(default=None, description="the box sent by the caller")
+    bbox: BoundingBox | None = None
+    area: int | None = None
+    score: float | None = Field(default=None, description="SAM's predicted IoU")
+    mask: StoredBlob | None = None
+    crop: StoredBlob | None = None
+
+
+class StageModels(Schema):
+    classifier: ModelRef
+    segmenter: ModelRef | None = None
+
+
+class Timings(Schema):
+    """Milliseconds spent per stage of the request."""
+
+    validate_ms: float
+    segment_ms: float | None = None
+    classify_ms: float
+    store_ms: float
+    total_ms: float
+
+
+class Analysis(Schema):
+    id: str
+    owner: str
+    modality: Modality
+    status: Literal["completed"] = "completed"
+    label: Label
+    probabilities: Probabilities
+    confidence: Probability
+    roi: RegionOfInterest | None
+    models: StageModels
+    image: StoredImage
+    timings: Timings
+    created_at: datetime
+
+
+class AnalysisPage(Schema):
+    items: list[Analysis]
+    next_cursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; null on the last page"
+    )

@@ -1,0 +1,94 @@
+"""What every BraNet service has in common: the app object, its middleware, and how it runs."""
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import uvicorn
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from branet_shared.errors import PayloadTooLarge, install_error_handlers, problem_response
+from branet_shared.logs import configure_logging
+
+REQUEST_ID_HEADER = "X-Request-ID"
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over `max_bytes`: at once from Content-Length, else while streaming.
+
+    The upload is never held whole in memory before the limit applies.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            # Outside the exception middleware here, so answer directly.
+            response = problem_response(self._too_large(), Request(scope))
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"request bodies may be at most {self.max_bytes} bytes")
+
+
+def create_service_app(
+    *, title: str, version: str, description: str, lifespan: Lifespan, max_body_bytes: int
+) -> FastAPI:
+    """A FastAPI app with offline docs, problem+json errors, request ids and a body limit."""
+    app = FastAPIOffline(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(
+        CorrelationIdMiddleware,
+        header_name=REQUEST_ID_HEADER,
+        validator=_is_safe_request_id,
+    )
+    return app
+
+
+def _is_safe_request_id(value: str) -> bool:
+    # Caller-chosen ids end up in logs: keep them short and printable.
+    return 0 < len(value) <= 64 and all(c.isalnum() or c in "-_." for c in value)
+
+
+def run_service(
+    app_factory: Callable[[], FastAPI], *, service: str, host: str, port: int, log_level: str
+) -> None:
+    configure_logging(service, log_level)
+    uvicorn.run(
+        app_factory(),
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,  # Cloud Run gives 10 s after SIGTERM; locally, be patient
+    )
