@@ -62,16 +62,16 @@ async def open_stores(settings: GatewaySettings) -> tuple[BlobStore, ResultStore
 def create_app(
     settings: GatewaySettings | None = None,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    mounts: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
-    """`transport` lets tests route model-service calls to in-process apps."""
+    """`mounts` (URL prefix → transport) lets tests route model-service calls in-process."""
     settings = settings or GatewaySettings()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         blobs, results = await open_stores(settings)
         http = httpx.AsyncClient(
-            transport=transport or httpx.AsyncHTTPTransport(),
+            mounts=mounts,
             timeout=httpx.Timeout(settings.classify_timeout_s, connect=settings.connect_timeout_s),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         )

@@ -1,0 +1,1 @@
+"""The `branet` command: run the local stack and analyse images from the terminal."""
