@@ -88,14 +88,20 @@ LimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_limiter)]
 SettingsDep = Annotated[SegmenterSettings, Depends(get_settings)]
 
 
-def create_app(settings: SegmenterSettings | None = None) -> FastAPI:
+def create_app(
+    settings: SegmenterSettings | None = None, *, segmenter: LesionSegmenter | None = None
+) -> FastAPI:
+    """`segmenter` replaces loading from the configured checkpoint (tests hand in a toy SAM)."""
     settings = settings or SegmenterSettings()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
-        loaded = await anyio.to_thread.run_sync(load_segmenter, settings)
+        if segmenter is not None:
+            loaded = LoadedSegmenter(segmenter)
+        else:
+            loaded = await anyio.to_thread.run_sync(load_segmenter, settings)
         if loaded.segmenter is None:
             log.warning("segmenter not ready: %s", loaded.reason)
         else:
@@ -134,19 +140,19 @@ def create_app(settings: SegmenterSettings | None = None) -> FastAPI:
         image = validate_image(await file.read(MAX_IMAGE_BYTES + 1)).image
         if prompt is not None:
             check_box_fits(prompt, image)
-        segmenter = loaded.segmenter
+        sam = loaded.segmenter
 
         def run() -> SegmentResponse:
             started = time.perf_counter()
             rgb = np.asarray(image.convert("RGB"))
             found: Segmentation | None
             if prompt is not None:
-                found = segmenter.prompted(rgb, prompt)
+                found = sam.prompted(rgb, prompt)
             else:
-                found = segmenter.automatic(
+                found = sam.automatic(
                     rgb, modality, config.auto_points_per_side, config.auto_max_side
                 )
-            return describe(found, image, segmenter.ref, config.roi_margin, started)
+            return describe(found, image, sam.ref, config.roi_margin, started)
 
         return await anyio.to_thread.run_sync(run, limiter=limiter)
 

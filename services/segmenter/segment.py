@@ -106,8 +106,9 @@ class LesionSegmenter:
         try:
             sam = sam_model_registry[model_type](checkpoint=str(checkpoint))
         except (RuntimeError, KeyError, OSError) as exc:
+            first_line = str(exc).strip().splitlines()[0]
             raise CheckpointError(
-                f"{checkpoint} is not a {model_type} SAM checkpoint: {exc}"
+                f"{checkpoint} is not a {model_type} SAM checkpoint: {first_line}"
             ) from None
         return cls(sam.eval(), model_type, actual)
 

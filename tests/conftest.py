@@ -1,0 +1,50 @@
+"""Fixtures shared by every test: images, tiny real models, and the services wired in-process."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from tests.images import gray_png
+
+
+@pytest.fixture
+def png_bytes() -> bytes:
+    return gray_png()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both modalities' classifiers: torchvision ResNet18s with seeded random weights."""
+    from tests.models import write_classifier
+
+    folder = tmp_path_factory.mktemp("models")
+    for seed, modality in enumerate(("ultrasound", "mammography")):
+        write_classifier(folder, modality, seed=seed)
+    return folder
+
+
+@pytest.fixture
+def empty_model_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "no-models"
+    folder.mkdir()
+    return folder
+
+
+Serve = Callable[[FastAPI], Awaitable[httpx.AsyncBaseTransport]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Run apps' lifespans and hand back an in-process transport for each; stop them after."""
+    async with AsyncExitStack() as stack:
+
+        async def start(app: FastAPI) -> httpx.AsyncBaseTransport:
+            manager = await stack.enter_async_context(LifespanManager(app, startup_timeout=60))
+            return httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+
+        yield start

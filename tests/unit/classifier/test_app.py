@@ -1,0 +1,67 @@
+"""The classifier service's HTTP contract."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from branet_classifier.app import create_app
+from branet_classifier.settings import ClassifierSettings
+from tests.conftest import Serve
+from tests.images import gray_png
+
+
+@pytest.fixture
+async def client(serve: Serve, model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    transport = await serve(create_app(ClassifierSettings(model_dir=model_dir)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://classifier") as client:
+        yield client
+
+
+@pytest.fixture
+async def unready_client(serve: Serve, empty_model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    transport = await serve(create_app(ClassifierSettings(model_dir=empty_model_dir)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://classifier") as client:
+        yield client
+
+
+async def classify(client: httpx.AsyncClient, image: bytes, modality: str) -> httpx.Response:
+    return await client.post(
+        "/v1/classify", files={"file": ("x", image)}, data={"modality": modality}
+    )
+
+
+async def test_classify_answers_label_and_probabilities(client: httpx.AsyncClient) -> None:
+    response = await classify(client, gray_png(), "mammography")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["label"] in ("benign", "malignant")
+    assert body["model"]["name"] == "test-resnet18-mammography"
+
+
+async def test_ready_when_every_modality_is_loaded(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    assert (await client.get("/readyz")).json()["status"] == "ready"
+    models = (await client.get("/v1/models")).json()
+    assert {m["modality"] for m in models["models"]} == {"ultrasound", "mammography"}
+
+
+async def test_without_models_alive_but_not_ready(unready_client: httpx.AsyncClient) -> None:
+    assert (await unready_client.get("/healthz")).status_code == 200
+    ready = await unready_client.get("/readyz")
+    assert ready.status_code == 503
+    assert "ultrasound.json" in ready.json()["checks"]["ultrasound"]["detail"]
+
+    response = await classify(unready_client, gray_png(), "ultrasound")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "model_unavailable"
+
+
+async def test_bad_image_is_refused(client: httpx.AsyncClient) -> None:
+    response = await classify(client, b"GIF89a....", "ultrasound")
+
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"

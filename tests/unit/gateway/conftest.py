@@ -1,0 +1,86 @@
+"""The gateway wired to the real classifier and segmenter apps, in-process."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from branet_classifier.app import create_app as create_classifier_app
+from branet_classifier.settings import ClassifierSettings
+from branet_gateway.app import create_app as create_gateway_app
+from branet_gateway.auth import User, current_user
+from branet_gateway.settings import GatewaySettings
+from branet_segmenter.app import create_app as create_segmenter_app
+from branet_segmenter.segment import LesionSegmenter
+from branet_segmenter.settings import SegmenterSettings
+from tests.conftest import Serve
+
+
+@dataclass
+class Gateway:
+    app: FastAPI
+    client: httpx.AsyncClient
+    data_dir: Path
+
+    def act_as(self, user_id: str | None) -> None:
+        """Make later requests come from `user_id` (None: back to the local user)."""
+        if user_id is None:
+            self.app.dependency_overrides.pop(current_user, None)
+        else:
+            self.app.dependency_overrides[current_user] = lambda: User(id=user_id)
+
+    def stored_files(self) -> list[Path]:
+        """Every blob on disk (the store's own write check aside)."""
+        blobs = self.data_dir / "blobs"
+        return sorted(p for p in blobs.rglob("*") if p.is_file() and p.name != ".check")
+
+    async def analyse(self, image: bytes, **fields: str) -> httpx.Response:
+        return await self.client.post(
+            "/v1/analyses",
+            files={"file": ("scan.png", image, "image/png")},
+            data={"modality": "ultrasound", **fields},
+        )
+
+
+GatewayFactory = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def make_gateway(
+    serve: Serve, tmp_path: Path, model_dir: Path
+) -> AsyncIterator[GatewayFactory]:
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(
+        *,
+        models: Path = model_dir,
+        data_dir: Path | None = None,
+        sam: LesionSegmenter | None = None,
+    ) -> Gateway:
+        """The stack with the given classifier models and, if any, a SAM (else none loaded)."""
+        classifier = await serve(create_classifier_app(ClassifierSettings(model_dir=models)))
+        segmenter = await serve(
+            create_segmenter_app(SegmenterSettings(checkpoint=None), segmenter=sam)
+        )
+        settings = GatewaySettings(
+            data_dir=data_dir or tmp_path / "data",
+            classifier_url="http://classifier",
+            segmenter_url="http://segmenter",
+        )
+        mounts = {"http://classifier": classifier, "http://segmenter": segmenter}
+        app = create_gateway_app(settings, mounts=mounts)
+        client = httpx.AsyncClient(transport=await serve(app), base_url="http://gateway")
+        clients.append(client)
+        return Gateway(app, client, settings.data_dir)
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+async def gateway(make_gateway: GatewayFactory) -> Gateway:
+    return await make_gateway()

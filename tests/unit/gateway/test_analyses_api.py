@@ -1,0 +1,260 @@
+"""The public /v1/analyses API against the real classifier, in-process."""
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from branet_shared.storage.sqlite import SQLiteResultStore
+from tests.images import encode, gray_png, lesion_array, png_bomb
+from tests.unit.gateway.conftest import Gateway, GatewayFactory
+
+PROBLEM = "application/problem+json"
+
+
+async def test_analysis_is_created_with_a_real_classification(
+    gateway: Gateway, png_bytes: bytes
+) -> None:
+    response = await gateway.analyse(png_bytes)
+
+    assert response.status_code == 201, response.text
+    analysis = response.json()
+    assert response.headers["location"] == f"/v1/analyses/{analysis['id']}"
+    assert analysis["label"] in ("benign", "malignant")
+    probs = analysis["probabilities"]
+    assert probs["benign"] + probs["malignant"] == pytest.approx(1.0)
+    assert analysis["confidence"] == max(probs.values())
+    assert analysis["label"] == max(probs, key=probs.__getitem__)
+    assert analysis["modality"] == "ultrasound"
+    assert analysis["roi"] is None
+    assert analysis["models"]["classifier"] == {
+        "name": "test-resnet18-ultrasound",
+        "version": "0.0.0",
+    }
+    assert analysis["image"]["width"] == 96 and analysis["image"]["height"] == 80
+    assert analysis["created_at"]
+
+
+async def test_get_returns_what_post_returned(gateway: Gateway, png_bytes: bytes) -> None:
+    created = (await gateway.analyse(png_bytes)).json()
+
+    fetched = await gateway.client.get(f"/v1/analyses/{created['id']}")
+
+    assert fetched.status_code == 200
+    assert fetched.json() == created
+
+
+async def test_image_endpoint_streams_the_uploaded_bytes(gateway: Gateway) -> None:
+    jpeg = encode(Image.fromarray(lesion_array()), "JPEG", quality=90)
+    created = (await gateway.analyse(jpeg)).json()
+
+    response = await gateway.client.get(created["image"]["url"])
+
+    assert response.status_code == 200
+    assert response.content == jpeg
+    assert response.headers["content-type"] == "image/jpeg"
+    assert created["image"]["format"] == "jpeg"
+
+
+async def test_analysis_without_roi_has_no_mask(gateway: Gateway, png_bytes: bytes) -> None:
+    created = (await gateway.analyse(png_bytes)).json()
+
+    for kind in ("mask", "roi"):
+        response = await gateway.client.get(f"/v1/analyses/{created['id']}/{kind}")
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+
+
+async def test_history_pages_newest_first_without_gaps(gateway: Gateway, png_bytes: bytes) -> None:
+    created = [(await gateway.analyse(png_bytes)).json()["id"] for _ in range(25)]
+
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params = {"limit": 10} | ({"cursor": cursor} if cursor else {})
+        page = (await gateway.client.get("/v1/analyses", params=params)).json()
+        seen += [item["id"] for item in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert pages == 3
+    assert seen == list(reversed(created))
+
+
+async def test_delete_removes_record_and_blobs(gateway: Gateway, png_bytes: bytes) -> None:
+    keep = (await gateway.analyse(png_bytes)).json()
+    gone = (await gateway.analyse(png_bytes)).json()
+    assert len(gateway.stored_files()) == 2
+
+    response = await gateway.client.delete(f"/v1/analyses/{gone['id']}")
+
+    assert response.status_code == 204
+    assert (await gateway.client.get(f"/v1/analyses/{gone['id']}")).status_code == 404
+    assert (await gateway.client.get(gone["image"]["url"])).status_code == 404
+    assert len(gateway.stored_files()) == 1
+    assert (await gateway.client.get(keep["image"]["url"])).status_code == 200
+    again = await gateway.client.delete(f"/v1/analyses/{gone['id']}")
+    assert again.status_code == 404
+
+
+async def test_everything_survives_a_restart(
+    make_gateway: GatewayFactory, tmp_path: Path, png_bytes: bytes
+) -> None:
+    data_dir = tmp_path / "durable"
+    first = await make_gateway(data_dir=data_dir)
+    created = (await first.analyse(png_bytes)).json()
+
+    second = await make_gateway(data_dir=data_dir)
+
+    assert (await second.client.get(f"/v1/analyses/{created['id']}")).json() == created
+    assert (await second.client.get(created["image"]["url"])).content == png_bytes
+
+
+async def test_other_users_analyses_are_invisible(gateway: Gateway, png_bytes: bytes) -> None:
+    created = (await gateway.analyse(png_bytes)).json()
+    gateway.act_as("someone-else")
+
+    assert (await gateway.client.get(f"/v1/analyses/{created['id']}")).status_code == 404
+    assert (await gateway.client.get(created["image"]["url"])).status_code == 404
+    assert (await gateway.client.get("/v1/analyses")).json()["items"] == []
+    assert (await gateway.client.delete(f"/v1/analyses/{created['id']}")).status_code == 404
+    gateway.act_as(None)
+    assert (await gateway.client.get(f"/v1/analyses/{created['id']}")).status_code == 200
+
+
+TEXT_PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+GIF = encode(Image.new("P", (8, 8)), "GIF")
+
+
+@pytest.mark.parametrize(
+    ("fields", "file", "status", "code"),
+    [
+        ({}, ("a.gif", GIF), 415, "unsupported_media_type"),
+        ({}, ("report.png", TEXT_PDF), 415, "unsupported_media_type"),
+        ({}, ("cut.png", gray_png()[:-200]), 422, "invalid_image"),
+        ({}, ("empty.png", b""), 422, "invalid_image"),
+        ({}, ("big.png", gray_png() + b"\0" * (11 * 1024 * 1024)), 413, "payload_too_large"),
+        ({}, ("bomb.png", png_bomb()), 422, "invalid_image"),
+        ({}, None, 422, "invalid_parameter"),
+        ({"modality": "xray"}, ("a.png", gray_png()), 422, "invalid_parameter"),
+        ({"box": "1,2,3"}, ("a.png", gray_png()), 422, "invalid_parameter"),
+        ({"box": "10,10,5,5"}, ("a.png", gray_png()), 422, "invalid_parameter"),
+        ({"box": "0,0,500,500"}, ("a.png", gray_png()), 422, "invalid_parameter"),
+        ({"extract_roi": "maybe"}, ("a.png", gray_png()), 422, "invalid_parameter"),
+    ],
+    ids=[
+        "gif",
+        "pdf-named-png",
+        "truncated-png",
+        "empty-file",
+        "11-mb",
+        "png-bomb",
+        "missing-file",
+        "unknown-modality",
+        "box-three-numbers",
+        "box-reversed",
+        "box-outside-image",
+        "extract-roi-not-bool",
+    ],
+)
+async def test_bad_input_is_refused_and_nothing_is_stored(
+    gateway: Gateway,
+    fields: dict[str, str],
+    file: tuple[str, bytes] | None,
+    status: int,
+    code: str,
+) -> None:
+    files = {"file": (file[0], file[1], "image/png")} if file else None
+    response = await gateway.client.post(
+        "/v1/analyses", files=files, data={"modality": "ultrasound", **fields}
+    )
+
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["code"] == code
+    assert problem["status"] == status
+    assert problem["detail"]
+    assert gateway.stored_files() == []
+    assert (await gateway.client.get("/v1/analyses")).json()["items"] == []
+
+
+async def test_without_a_model_the_answer_is_503_not_a_label(
+    make_gateway: GatewayFactory, empty_model_dir: Path, png_bytes: bytes
+) -> None:
+    gateway = await make_gateway(models=empty_model_dir)
+
+    response = await gateway.analyse(png_bytes)
+
+    assert response.status_code == 503
+    problem = response.json()
+    assert problem["code"] == "model_unavailable"
+    assert "ultrasound" in problem["detail"]
+    assert gateway.stored_files() == []
+
+
+async def test_roi_without_sam_is_503_and_stores_nothing(
+    gateway: Gateway, png_bytes: bytes
+) -> None:
+    for fields in ({"extract_roi": "true"}, {"box": "10,10,60,60"}):
+        response = await gateway.analyse(png_bytes, **fields)
+
+        assert response.status_code == 503
+        assert response.json()["code"] == "model_unavailable"
+        assert "SAM checkpoint" in response.json()["detail"]
+    assert gateway.stored_files() == []
+
+
+async def test_failed_record_write_leaves_no_orphan_blobs(
+    gateway: Gateway, png_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_add(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(SQLiteResultStore, "add", broken_add)
+
+    response = await gateway.analyse(png_bytes)
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert "disk full" not in response.text
+    assert gateway.stored_files() == []
+
+
+async def test_malformed_cursor_is_a_clear_error(gateway: Gateway) -> None:
+    response = await gateway.client.get("/v1/analyses", params={"cursor": "not-a-cursor"})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_parameter"
+
+
+async def test_unknown_ids_are_404(gateway: Gateway) -> None:
+    for path in (
+        "/v1/analyses/deadbeef",
+        "/v1/analyses/../etc/passwd",
+        "/v1/analyses/x%2F..%2Fy/image",
+    ):
+        response = await gateway.client.get(path)
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+
+
+async def test_declared_oversized_body_is_refused_before_reading(gateway: Gateway) -> None:
+    response = await gateway.client.post(
+        "/v1/analyses",
+        content=b"x" * 16,
+        headers={"content-length": str(50 * 1024 * 1024), "content-type": "multipart/form-data"},
+    )
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+async def test_responses_carry_a_request_id(gateway: Gateway) -> None:
+    response = await gateway.client.get("/v1/analyses/unknown", headers={"X-Request-ID": "abc-123"})
+
+    assert response.headers["x-request-id"] == "abc-123"
+    assert response.json()["request_id"] == "abc-123"

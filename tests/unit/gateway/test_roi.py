@@ -1,0 +1,55 @@
+"""ROI extraction through the gateway, with a toy SAM of the package's own classes."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from branet_segmenter.segment import LesionSegmenter
+from tests.images import gray_png
+from tests.models import build_tiny_sam
+from tests.unit.gateway.conftest import Gateway, GatewayFactory
+
+
+@pytest.fixture
+async def gateway_with_sam(make_gateway: GatewayFactory) -> Gateway:
+    return await make_gateway(sam=LesionSegmenter(build_tiny_sam(), "vit_b", "ab" * 32))
+
+
+async def test_box_prompt_stores_mask_and_crop_and_classifies_the_crop(
+    gateway_with_sam: Gateway,
+) -> None:
+    gateway = gateway_with_sam
+    response = await gateway.analyse(gray_png(), box="20,20,70,60")
+
+    assert response.status_code == 201, response.text
+    analysis = response.json()
+    roi = analysis["roi"]
+    assert roi["lesion_found"] is True
+    assert roi["prompt"] == {"x0": 20, "y0": 20, "x1": 70, "y1": 60}
+    assert analysis["models"]["segmenter"]["name"] == "sam_vit_b"
+    assert analysis["timings"]["segment_ms"] is not None
+
+    mask = await gateway.client.get(roi["mask"]["url"])
+    crop = await gateway.client.get(roi["crop"]["url"])
+    assert mask.headers["content-type"] == crop.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(mask.content)).size == (96, 80)
+    box = roi["bbox"]
+    crop_size = Image.open(io.BytesIO(crop.content)).size
+    assert crop_size[0] >= box["x1"] - box["x0"] and crop_size[1] >= box["y1"] - box["y0"]
+    assert len(gateway.stored_files()) == 3
+
+    assert (await gateway.client.delete(f"/v1/analyses/{analysis['id']}")).status_code == 204
+    assert gateway.stored_files() == []
+
+
+async def test_no_lesion_found_is_reported_not_an_error(gateway_with_sam: Gateway) -> None:
+    response = await gateway_with_sam.analyse(gray_png(), extract_roi="true")
+
+    assert response.status_code == 201
+    analysis = response.json()
+    assert analysis["roi"]["lesion_found"] is False
+    assert analysis["roi"]["mask"] is None
+    assert analysis["label"] in ("benign", "malignant")
+    mask = await gateway_with_sam.client.get(f"/v1/analyses/{analysis['id']}/mask")
+    assert mask.status_code == 404
