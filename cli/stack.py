@@ -33,8 +33,12 @@ class Service:
 class Stack:
     """The three services of one state folder (`.branet/` by default)."""
 
-    def __init__(self, home: Path, ports: Ports = Ports()) -> None:
+    def __init__(
+        self, home: Path, ports: Ports = Ports(), env: dict[str, str] | None = None
+    ) -> None:
+        """`env` is added to every service's environment (e.g. CLASSIFIER_MODEL_DIR)."""
         self.home = home.resolve()
+        self.env = env or {}
         data_dir = self.home / "data"
         segmenter = Service("segmenter", ports.segmenter, {"SEGMENTER_PORT": str(ports.segmenter)})
         classifier = Service(
@@ -79,7 +83,7 @@ class Stack:
         with self.log_file(service).open("ab") as log:
             process = subprocess.Popen(
                 [command],
-                env={**os.environ, **service.env},
+                env={**os.environ, **self.env, **service.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

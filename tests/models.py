@@ -1,4 +1,4 @@
-"""Model files for tests: the real architectures, seeded random weights, written like shipped ones."""
+"""Model files for tests: real architectures, seeded random weights, written like shipped ones."""
 
 from pathlib import Path
 
@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from branet_classifier.classify import ClassifierCard, build_resnet18, sha256_of_file
+from branet_shared.schemas import Modality
 
 
 def write_classifier(folder: Path, modality: str, seed: int = 0) -> Path:
@@ -17,7 +18,7 @@ def write_classifier(folder: Path, modality: str, seed: int = 0) -> Path:
     card = ClassifierCard(
         name=f"test-resnet18-{modality}",
         version=f"0.0.{seed}",
-        modality=modality,  # type: ignore[arg-type]
+        modality=Modality(modality),
         weights_file=weights.name,
         weights_sha256=sha256_of_file(weights),
         input_size=64,
@@ -42,7 +43,7 @@ def build_tiny_sam() -> torch.nn.Module:
 
     torch.manual_seed(0)
     image_size, patch, embed = 256, 16, 32
-    sam = Sam(
+    sam: torch.nn.Module = Sam(
         image_encoder=ImageEncoderViT(
             img_size=image_size,
             patch_size=patch,
@@ -70,4 +71,5 @@ def build_tiny_sam() -> torch.nn.Module:
             iou_head_hidden_dim=32,
         ),
     )
-    return sam.eval()
+    sam.eval()
+    return sam

@@ -31,7 +31,8 @@ async def test_analysis_is_created_with_a_real_classification(
         "name": "test-resnet18-ultrasound",
         "version": "0.0.0",
     }
-    assert analysis["image"]["width"] == 96 and analysis["image"]["height"] == 80
+    assert analysis["image"]["width"] == 96
+    assert analysis["image"]["height"] == 80
     assert analysis["created_at"]
 
 

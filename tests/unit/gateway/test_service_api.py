@@ -18,7 +18,8 @@ async def test_ready_when_stores_and_classifier_are(gateway: Gateway) -> None:
 
     assert response.status_code == 200
     checks = response.json()["checks"]
-    assert checks["result_store"]["ok"] and checks["blob_store"]["ok"]
+    assert checks["result_store"]["ok"]
+    assert checks["blob_store"]["ok"]
     assert checks["classifier"]["ok"]
     # No SAM here: reported, not required.
     assert checks["segmenter"] == {"ok": False, "detail": checks["segmenter"]["detail"]}
@@ -80,7 +81,8 @@ async def test_docs_page_uses_only_local_assets(gateway: Gateway) -> None:
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
         assert f"/static-offline-docs/{asset}" in page.text
         served = await gateway.client.get(f"/static-offline-docs/{asset}")
-        assert served.status_code == 200 and len(served.content) > 10_000
+        assert served.status_code == 200
+        assert len(served.content) > 10_000
 
 
 async def test_openapi_documents_the_public_api(gateway: Gateway) -> None:

@@ -109,4 +109,5 @@ def test_describe_reports_no_lesion_as_such(segmenter: LesionSegmenter) -> None:
     answer = describe(None, Image.new("L", (10, 10)), segmenter.ref, 0.1, 0.0)
 
     assert answer.lesion_found is False
-    assert answer.mask is None and answer.roi_png is None
+    assert answer.mask is None
+    assert answer.roi_png is None

@@ -1,6 +1,7 @@
 """Upload validation: what is accepted, how it is normalised, and what is refused."""
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def palette(transparent: bool) -> Image.Image:
     return image
 
 
-ACCEPTED = {
+ACCEPTED: dict[str, tuple[Callable[[], bytes], str]] = {
     "png-gray8": (lambda: encode(Image.fromarray(GRAY)), "L"),
     "png-gray16": (lambda: encode(sixteen_bit()), "L"),
     "png-rgb": (lambda: encode(Image.fromarray(GRAY).convert("RGB")), "RGB"),
@@ -60,7 +61,8 @@ def test_sixteen_bit_images_use_their_full_range() -> None:
     validated = validate_image(encode(sixteen_bit()))
 
     pixels = np.asarray(validated.image)
-    assert pixels.min() == 0 and pixels.max() == 255
+    assert pixels.min() == 0
+    assert pixels.max() == 255
     # Order is kept: the dark lesion stays darker than the tissue.
     assert pixels[15, 20] < pixels[2, 2]
 
@@ -81,7 +83,8 @@ def test_the_original_bytes_and_their_hash_are_kept() -> None:
     validated = validate_image(data)
 
     assert validated.data == data
-    assert validated.format == "png" and validated.content_type == "image/png"
+    assert validated.format == "png"
+    assert validated.content_type == "image/png"
     assert len(validated.sha256) == 64
 
 

@@ -7,9 +7,12 @@ import pytest
 
 from branet_shared.errors import InvalidParameter, NotFound
 from branet_shared.storage import BlobNotFound, PageCursor, analysis_prefix, blob_key
+from branet_shared.storage.base import BlobKind
 from branet_shared.storage.local import LocalBlobStore
 from branet_shared.storage.sqlite import SQLiteResultStore
 from tests.unit.shared.conftest import make_analysis
+
+BLOB_KINDS: tuple[BlobKind, ...] = ("image", "mask", "roi")
 
 
 async def read_all(store: LocalBlobStore, key: str) -> bytes:
@@ -34,8 +37,8 @@ async def test_missing_blob_is_not_found(tmp_path: Path) -> None:
 async def test_delete_prefix_removes_one_analysis_only(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path)
     for analysis_id in ("1" * 32, "2" * 32):
-        for kind in ("image", "mask", "roi"):
-            await store.put(blob_key("alice", analysis_id, kind), b"x", "image/png")  # type: ignore[arg-type]
+        for kind in BLOB_KINDS:
+            await store.put(blob_key("alice", analysis_id, kind), b"x", "image/png")
 
     removed = await store.delete_prefix(analysis_prefix("alice", "1" * 32))
 
@@ -46,7 +49,8 @@ async def test_delete_prefix_removes_one_analysis_only(tmp_path: Path) -> None:
 
 def test_blob_keys_never_contain_the_user_id_or_escape() -> None:
     key = blob_key("alice@example.com", "c" * 32, "image")
-    assert "alice" not in key and key.startswith("users/")
+    assert "alice" not in key
+    assert key.startswith("users/")
     with pytest.raises(NotFound):
         analysis_prefix("alice", "../../etc")
 
