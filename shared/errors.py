@@ -70,6 +70,15 @@ class StoreUnavailable(BraNetError):
     status, code, title = 503, "store_unavailable", "Storage unavailable"
 
 
+# What a route that takes an image upload and runs a model can answer.
+IMAGE_UPLOAD_ERRORS: tuple[type[BraNetError], ...] = (
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    InvalidImage,
+    InvalidParameter,
+    ModelUnavailable,
+)
+
 ERRORS_BY_CODE: dict[str, type[BraNetError]] = {
     cls.code: cls
     for cls in (

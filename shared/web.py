@@ -1,17 +1,19 @@
 """What every BraNet service has in common: the app object, its middleware, and how it runs."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import uvicorn
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from branet_shared.errors import PayloadTooLarge, install_error_handlers, problem_response
 from branet_shared.logs import configure_logging
+from branet_shared.schemas import CheckResult, Readiness
 
 REQUEST_ID_HEADER = "X-Request-ID"
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
@@ -73,6 +75,15 @@ def create_service_app(
         validator=_is_safe_request_id,
     )
     return app
+
+
+def readiness_response(
+    checks: dict[str, CheckResult], optional: Collection[str] = ()
+) -> JSONResponse:
+    """200 when every check but the `optional` ones passed, else 503; the body says which."""
+    ready = all(check.ok for name, check in checks.items() if name not in optional)
+    body = Readiness(status="ready" if ready else "not_ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
 def _is_safe_request_id(value: str) -> bool:

@@ -5,7 +5,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from branet_classifier.classify import ClassifierCard, build_resnet18, sha256_of_file
+from branet_classifier.classify import ClassifierCard, build_resnet18
+from branet_shared.checksums import sha256_of_file
 from branet_shared.schemas import Modality
 
 

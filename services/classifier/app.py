@@ -14,11 +14,8 @@ from fastapi.responses import JSONResponse
 from branet_classifier.classify import ClassifierRegistry
 from branet_classifier.settings import ClassifierSettings
 from branet_shared.errors import (
-    InvalidImage,
-    InvalidParameter,
+    IMAGE_UPLOAD_ERRORS,
     ModelUnavailable,
-    PayloadTooLarge,
-    UnsupportedMediaType,
     problem_responses,
 )
 from branet_shared.images import MAX_IMAGE_BYTES, validate_image
@@ -31,7 +28,7 @@ from branet_shared.schemas import (
     Readiness,
     Unavailable,
 )
-from branet_shared.web import create_service_app, run_service
+from branet_shared.web import create_service_app, readiness_response, run_service
 
 VERSION = "0.1.0"
 log = logging.getLogger(__name__)
@@ -80,9 +77,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
 
     @app.post(
         "/v1/classify",
-        responses=problem_responses(
-            UnsupportedMediaType, PayloadTooLarge, InvalidImage, InvalidParameter, ModelUnavailable
-        ),
+        responses=problem_responses(*IMAGE_UPLOAD_ERRORS),
     )
     async def classify(
         registry: RegistryDep,
@@ -119,9 +114,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             )
             for modality in Modality
         }
-        ready = all(check.ok for check in checks.values())
-        body = Readiness(status="ready" if ready else "not_ready", checks=checks)
-        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+        return readiness_response(checks)
 
     return app
 

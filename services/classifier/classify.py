@@ -6,7 +6,6 @@ every BraNet model has — load, preprocess, predict, postprocess — so the ser
 and evaluation scripts and the benchmarks all run a model the same way.
 """
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file
 from torchvision.transforms.v2 import functional as tvf
 
+from branet_shared.checksums import sha256_of_file
 from branet_shared.schemas import (
     ClassifyResponse,
     Label,
@@ -54,14 +54,6 @@ class ClassifierCard(BaseModel):
 
 class ModelFileError(Exception):
     """A model is configured but cannot be used; the message says why."""
-
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_resnet18() -> torch.nn.Module:

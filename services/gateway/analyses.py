@@ -25,6 +25,7 @@ from branet_shared.images import ValidatedImage, check_box_fits, validate_image
 from branet_shared.schemas import (
     Analysis,
     BoundingBox,
+    ClassifyResponse,
     Modality,
     RegionOfInterest,
     SegmentResponse,
@@ -52,6 +53,23 @@ class PendingBlob:
     kind: BlobKind
     data: bytes
     content_type: str
+
+    def describe(self, analysis_id: str) -> StoredBlob:
+        return StoredBlob(
+            url=f"/v1/analyses/{analysis_id}/{self.kind}",
+            content_type=self.content_type,
+            size=len(self.data),
+            sha256=hashlib.sha256(self.data).hexdigest(),
+        )
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    classification: ClassifyResponse
+    segmentation: SegmentResponse | None
+    blobs: list[PendingBlob]  # the image; then mask and crop when a lesion was found
+    segment_ms: float | None
+    classify_ms: float
 
 
 @dataclass(frozen=True)
@@ -102,45 +120,55 @@ class AnalysisService:
         box: BoundingBox | None,
     ) -> Analysis:
         started = time.perf_counter()
-        upload = await anyio.to_thread.run_sync(self._validate, data)
+        upload = await anyio.to_thread.run_sync(self._validate, data, box)
+        validate_ms = _ms_since(started)
+        outcome = await self._run_models(upload, modality, extract_roi or box is not None, box)
+        return await self._store(owner, upload, modality, box, outcome, validate_ms, started)
+
+    def _validate(self, data: bytes, box: BoundingBox | None) -> ValidatedImage:
+        upload = validate_image(
+            data, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels
+        )
         if box is not None:
             check_box_fits(box, upload.image)
-        validate_ms = _ms_since(started)
+        return upload
 
-        segment_started = time.perf_counter()
-        segmentation = None
-        if extract_roi or box is not None:
+    async def _run_models(
+        self, upload: ValidatedImage, modality: Modality, segment: bool, box: BoundingBox | None
+    ) -> ModelOutcome:
+        """Segment (if asked), then classify the lesion crop if one was found, else the image."""
+        blobs = [PendingBlob("image", upload.data, upload.content_type)]
+        segmentation, segment_ms = None, None
+        if segment:
+            started = time.perf_counter()
             segmentation = await self.segmenter.segment(upload.data, modality, box)
-        segment_ms = _ms_since(segment_started) if segmentation is not None else None
+            segment_ms = _ms_since(started)
+            if segmentation.lesion_found:
+                blobs.append(PendingBlob("mask", _decode_png(segmentation.mask_png), PNG))
+                blobs.append(PendingBlob("roi", _decode_png(segmentation.roi_png), PNG))
+        started = time.perf_counter()
+        classification = await self.classifier.classify(blobs[-1].data, modality)
+        return ModelOutcome(classification, segmentation, blobs, segment_ms, _ms_since(started))
 
-        pending = [PendingBlob("image", upload.data, upload.content_type)]
-        to_classify = upload.data
-        if segmentation is not None and segmentation.lesion_found:
-            mask, crop = _decode_png(segmentation.mask_png), _decode_png(segmentation.roi_png)
-            pending += [PendingBlob("mask", mask, PNG), PendingBlob("roi", crop, PNG)]
-            to_classify = crop
-
-        classify_started = time.perf_counter()
-        result = await self.classifier.classify(to_classify, modality)
-        classify_ms = _ms_since(classify_started)
-
+    async def _store(
+        self,
+        owner: str,
+        upload: ValidatedImage,
+        modality: Modality,
+        box: BoundingBox | None,
+        outcome: ModelOutcome,
+        validate_ms: float,
+        started: float,
+    ) -> Analysis:
+        """Blobs first, then the record; on any failure, remove the blobs already written."""
         analysis_id = uuid.uuid4().hex
-        prefix = analysis_prefix(owner, analysis_id)
-
-        def stored(blob: PendingBlob) -> StoredBlob:
-            return StoredBlob(
-                url=f"/v1/analyses/{analysis_id}/{blob.kind}",
-                content_type=blob.content_type,
-                size=len(blob.data),
-                sha256=hashlib.sha256(blob.data).hexdigest(),
-            )
-
         try:
             store_started = time.perf_counter()
-            for blob in pending:
+            for blob in outcome.blobs:
                 key = blob_key(owner, analysis_id, blob.kind)
                 await self.blobs.put(key, blob.data, blob.content_type)
-            image = stored(pending[0])
+            stored = [blob.describe(analysis_id) for blob in outcome.blobs]
+            result = outcome.classification
             analysis = Analysis(
                 id=analysis_id,
                 owner=owner,
@@ -148,13 +176,13 @@ class AnalysisService:
                 label=result.label,
                 probabilities=result.probabilities,
                 confidence=result.confidence,
-                roi=_region(segmentation, box, [stored(blob) for blob in pending[1:]]),
+                roi=_region(outcome.segmentation, box, stored[1:]),
                 models=StageModels(
                     classifier=result.model,
-                    segmenter=segmentation.model if segmentation is not None else None,
+                    segmenter=outcome.segmentation.model if outcome.segmentation else None,
                 ),
                 image=StoredImage(
-                    **image.model_dump(),
+                    **stored[0].model_dump(),
                     width=upload.width,
                     height=upload.height,
                     format=upload.format,
@@ -162,8 +190,8 @@ class AnalysisService:
                 # The record insert is the last step; its own few ms are not counted.
                 timings=Timings(
                     validate_ms=validate_ms,
-                    segment_ms=segment_ms,
-                    classify_ms=classify_ms,
+                    segment_ms=outcome.segment_ms,
+                    classify_ms=outcome.classify_ms,
                     store_ms=_ms_since(store_started),
                     total_ms=_ms_since(started),
                 ),
@@ -173,14 +201,9 @@ class AnalysisService:
         except BaseException:
             # Shielded: a cancelled request must still take its blobs with it.
             with anyio.CancelScope(shield=True):
-                await self._remove_blobs(prefix)
+                await self._remove_blobs(analysis_prefix(owner, analysis_id))
             raise
         return analysis
-
-    def _validate(self, data: bytes) -> ValidatedImage:
-        return validate_image(
-            data, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels
-        )
 
     async def _remove_blobs(self, prefix: str) -> None:
         try:

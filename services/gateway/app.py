@@ -14,12 +14,9 @@ from branet_gateway.auth import CurrentUser
 from branet_gateway.model_clients import ClassifierClient, SegmenterClient
 from branet_gateway.settings import GatewaySettings
 from branet_shared.errors import (
-    InvalidImage,
+    IMAGE_UPLOAD_ERRORS,
     InvalidParameter,
-    ModelUnavailable,
     NotFound,
-    PayloadTooLarge,
-    UnsupportedMediaType,
     problem_responses,
 )
 from branet_shared.images import parse_box
@@ -36,7 +33,7 @@ from branet_shared.storage import BlobStore, ResultStore
 from branet_shared.storage.base import BlobKind
 from branet_shared.storage.local import LocalBlobStore
 from branet_shared.storage.sqlite import SQLiteResultStore
-from branet_shared.web import create_service_app, run_service
+from branet_shared.web import create_service_app, readiness_response, run_service
 
 VERSION = "0.1.0"
 log = logging.getLogger(__name__)
@@ -122,9 +119,7 @@ def _add_analysis_routes(app: FastAPI) -> None:
     @app.post(
         "/v1/analyses",
         status_code=201,
-        responses=problem_responses(
-            UnsupportedMediaType, PayloadTooLarge, InvalidImage, InvalidParameter, ModelUnavailable
-        ),
+        responses=problem_responses(*IMAGE_UPLOAD_ERRORS),
         tags=["analyses"],
     )
     async def create_analysis(
@@ -224,11 +219,8 @@ def _add_service_routes(app: FastAPI) -> None:
             "classifier": await analyses.classifier.readiness(),
             "segmenter": await analyses.segmenter.readiness(),
         }
-        # Without SAM the gateway still classifies whole images: the segmenter is reported,
-        # not required.
-        ready = all(check.ok for name, check in checks.items() if name != "segmenter")
-        body = Readiness(status="ready" if ready else "not_ready", checks=checks)
-        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+        # Without SAM the gateway still classifies whole images: reported, not required.
+        return readiness_response(checks, optional={"segmenter"})
 
 
 async def _check(probe: Awaitable[None]) -> CheckResult:

@@ -17,11 +17,8 @@ from fastapi.responses import JSONResponse
 from branet_segmenter.segment import CheckpointError, LesionSegmenter, Segmentation, describe
 from branet_segmenter.settings import SegmenterSettings
 from branet_shared.errors import (
-    InvalidImage,
-    InvalidParameter,
+    IMAGE_UPLOAD_ERRORS,
     ModelUnavailable,
-    PayloadTooLarge,
-    UnsupportedMediaType,
     problem_responses,
 )
 from branet_shared.images import MAX_IMAGE_BYTES, check_box_fits, parse_box, validate_image
@@ -35,7 +32,7 @@ from branet_shared.schemas import (
     SegmentResponse,
     Unavailable,
 )
-from branet_shared.web import create_service_app, run_service
+from branet_shared.web import create_service_app, readiness_response, run_service
 
 VERSION = "0.1.0"
 log = logging.getLogger(__name__)
@@ -122,9 +119,7 @@ def create_app(
 
     @app.post(
         "/v1/segment",
-        responses=problem_responses(
-            UnsupportedMediaType, PayloadTooLarge, InvalidImage, InvalidParameter, ModelUnavailable
-        ),
+        responses=problem_responses(*IMAGE_UPLOAD_ERRORS),
     )
     async def segment(
         loaded: LoadedDep,
@@ -184,8 +179,7 @@ def create_app(
     @app.get("/readyz", responses={503: {"model": Readiness}})
     async def readyz(loaded: LoadedDep) -> JSONResponse:
         check = CheckResult(ok=loaded.segmenter is not None, detail=loaded.reason)
-        body = Readiness(status="ready" if check.ok else "not_ready", checks={"sam": check})
-        return JSONResponse(body.model_dump(), status_code=200 if check.ok else 503)
+        return readiness_response({"sam": check})
 
     return app
 

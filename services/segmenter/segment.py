@@ -6,7 +6,6 @@ masks on a grid of points and keeps the most lesion-like one by a documented rul
 """
 
 import base64
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 from PIL import Image
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
 
+from branet_shared.checksums import sha256_of_file
 from branet_shared.images import encode_png
 from branet_shared.schemas import BoundingBox, Mask, Modality, ModelRef, SegmentResponse
 
@@ -26,14 +26,6 @@ BoolMask = npt.NDArray[np.bool_]
 
 class CheckpointError(Exception):
     """A SAM checkpoint is configured but cannot be used; the message says why."""
-
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def encode_rle(mask: BoolMask) -> Mask:
