@@ -20,7 +20,7 @@ from branet_shared.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from branet_shared.schemas import BoundingBox
+from branet_shared.schemas import BoundingBox, Point, Prompt
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 # A 4096×5120 full-field mammogram is 21 MP; 50 MP leaves room and stops decompression bombs.
@@ -152,6 +152,11 @@ def encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def parse_prompt(box: str | None, points: str | None) -> Prompt:
+    """The optional `box` and `points` form fields of a SAM prompt."""
+    return Prompt(box=parse_box(box), points=parse_points(points))
+
+
 def parse_box(text: str | None) -> BoundingBox | None:
     """The optional `box` form field, `x0,y0,x1,y1` in the image's pixels."""
     if text is None or not text.strip():
@@ -162,6 +167,24 @@ def parse_box(text: str | None) -> BoundingBox | None:
         raise InvalidParameter(f"box: {exc}") from None
 
 
-def check_box_fits(box: BoundingBox, image: Image.Image) -> None:
-    if not box.fits(image.width, image.height):
+MAX_POINTS = 16
+
+
+def parse_points(text: str | None) -> list[Point]:
+    """The optional `points` form field, `x,y,label;x,y,label` in the image's pixels."""
+    if text is None or not text.strip():
+        return []
+    try:
+        points = Point.parse_many(text)
+    except ValueError as exc:
+        raise InvalidParameter(f"points: {exc}") from None
+    if len(points) > MAX_POINTS:
+        raise InvalidParameter(f"points: at most {MAX_POINTS} are accepted")
+    return points
+
+
+def check_prompt_fits(prompt: Prompt, image: Image.Image) -> None:
+    if prompt.box is not None and not prompt.box.fits(image.width, image.height):
         raise InvalidParameter(f"box lies outside the {image.width}×{image.height} image")
+    if any(p.x >= image.width or p.y >= image.height for p in prompt.points):
+        raise InvalidParameter(f"a point lies outside the {image.width}×{image.height} image")

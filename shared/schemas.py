@@ -78,6 +78,40 @@ class BoundingBox(Schema):
         return self.x1 <= width and self.y1 <= height
 
 
+class Point(Schema):
+    """A point prompt in image pixels: label 1 marks the lesion, 0 the background."""
+
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    label: Literal[0, 1] = 1
+
+    @classmethod
+    def parse_many(cls, text: str) -> list["Point"]:
+        """Parse the form field format `x,y,label;x,y,label` (label defaults to 1)."""
+        points = []
+        for item in text.split(";"):
+            parts = [p.strip() for p in item.split(",")]
+            if len(parts) not in (2, 3):
+                raise ValueError("points must be `x,y,label` separated by `;`")
+            try:
+                x, y, *label = (int(p) for p in parts)
+            except ValueError:
+                raise ValueError("point coordinates and labels must be integers") from None
+            points.append(cls(x=x, y=y, label=label[0] if label else 1))
+        return points
+
+
+class Prompt(Schema):
+    """What the caller marked on the image for SAM: a box around the lesion and/or points."""
+
+    box: BoundingBox | None = None
+    points: list[Point] = Field(default_factory=list)
+
+    @property
+    def given(self) -> bool:
+        return self.box is not None or bool(self.points)
+
+
 class ModelRef(Schema):
     name: str
     version: str
@@ -175,7 +209,7 @@ class StoredImage(StoredBlob):
 
 class RegionOfInterest(Schema):
     lesion_found: bool
-    prompt: BoundingBox | None = Field(default=None, description="the box sent by the caller")
+    prompt: Prompt | None = Field(default=None, description="what the caller marked, if anything")
     bbox: BoundingBox | None = None
     area: int | None = None
     score: float | None = Field(default=None, description="SAM's predicted IoU")

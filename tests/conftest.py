@@ -28,6 +28,14 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def sam_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A toy SAM checkpoint: the package's classes, small dims, seeded random weights."""
+    from tests.models import write_toy_sam
+
+    return write_toy_sam(tmp_path_factory.mktemp("sam"))
+
+
 @pytest.fixture
 def empty_model_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "no-models"

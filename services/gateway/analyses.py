@@ -21,12 +21,12 @@ import anyio.to_thread
 
 from branet_gateway.model_clients import ClassifierClient, SegmenterClient
 from branet_shared.errors import ModelUnavailable, NotFound
-from branet_shared.images import ValidatedImage, check_box_fits, validate_image
+from branet_shared.images import ValidatedImage, check_prompt_fits, validate_image
 from branet_shared.schemas import (
     Analysis,
-    BoundingBox,
     ClassifyResponse,
     Modality,
+    Prompt,
     RegionOfInterest,
     SegmentResponse,
     StageModels,
@@ -117,31 +117,31 @@ class AnalysisService:
         data: bytes,
         modality: Modality,
         extract_roi: bool,
-        box: BoundingBox | None,
+        prompt: Prompt,
     ) -> Analysis:
+        """A prompt implies ROI extraction; `extract_roi` alone asks for automatic mode."""
         started = time.perf_counter()
-        upload = await anyio.to_thread.run_sync(self._validate, data, box)
+        upload = await anyio.to_thread.run_sync(self._validate, data, prompt)
         validate_ms = _ms_since(started)
-        outcome = await self._run_models(upload, modality, extract_roi or box is not None, box)
-        return await self._store(owner, upload, modality, box, outcome, validate_ms, started)
+        outcome = await self._run_models(upload, modality, extract_roi or prompt.given, prompt)
+        return await self._store(owner, upload, modality, prompt, outcome, validate_ms, started)
 
-    def _validate(self, data: bytes, box: BoundingBox | None) -> ValidatedImage:
+    def _validate(self, data: bytes, prompt: Prompt) -> ValidatedImage:
         upload = validate_image(
             data, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels
         )
-        if box is not None:
-            check_box_fits(box, upload.image)
+        check_prompt_fits(prompt, upload.image)
         return upload
 
     async def _run_models(
-        self, upload: ValidatedImage, modality: Modality, segment: bool, box: BoundingBox | None
+        self, upload: ValidatedImage, modality: Modality, segment: bool, prompt: Prompt
     ) -> ModelOutcome:
         """Segment (if asked), then classify the lesion crop if one was found, else the image."""
         blobs = [PendingBlob("image", upload.data, upload.content_type)]
         segmentation, segment_ms = None, None
         if segment:
             started = time.perf_counter()
-            segmentation = await self.segmenter.segment(upload.data, modality, box)
+            segmentation = await self.segmenter.segment(upload.data, modality, prompt)
             segment_ms = _ms_since(started)
             if segmentation.lesion_found:
                 blobs.append(PendingBlob("mask", _decode_png(segmentation.mask_png), PNG))
@@ -155,7 +155,7 @@ class AnalysisService:
         owner: str,
         upload: ValidatedImage,
         modality: Modality,
-        box: BoundingBox | None,
+        prompt: Prompt,
         outcome: ModelOutcome,
         validate_ms: float,
         started: float,
@@ -176,7 +176,7 @@ class AnalysisService:
                 label=result.label,
                 probabilities=result.probabilities,
                 confidence=result.confidence,
-                roi=_region(outcome.segmentation, box, stored[1:]),
+                roi=_region(outcome.segmentation, prompt, stored[1:]),
                 models=StageModels(
                     classifier=result.model,
                     segmenter=outcome.segmentation.model if outcome.segmentation else None,
@@ -239,15 +239,16 @@ class AnalysisService:
 
 
 def _region(
-    segmentation: SegmentResponse | None, box: BoundingBox | None, blobs: list[StoredBlob]
+    segmentation: SegmentResponse | None, prompt: Prompt, blobs: list[StoredBlob]
 ) -> RegionOfInterest | None:
     if segmentation is None:
         return None
+    given = prompt if prompt.given else None
     if not segmentation.lesion_found:
-        return RegionOfInterest(lesion_found=False, prompt=box)
+        return RegionOfInterest(lesion_found=False, prompt=given)
     return RegionOfInterest(
         lesion_found=True,
-        prompt=box,
+        prompt=given,
         bbox=segmentation.bbox,
         area=segmentation.area,
         score=segmentation.score,

@@ -19,7 +19,7 @@ from branet_shared.errors import (
     NotFound,
     problem_responses,
 )
-from branet_shared.images import parse_box
+from branet_shared.images import parse_prompt
 from branet_shared.schemas import (
     Analysis,
     AnalysisPage,
@@ -133,8 +133,12 @@ def _add_analysis_routes(app: FastAPI) -> None:
             str | None,
             Form(description="x0,y0,x1,y1 around the lesion, in image pixels; implies ROI"),
         ] = None,
+        points: Annotated[
+            str | None,
+            Form(description="x,y,label;... points on (1) or off (0) the lesion; implies ROI"),
+        ] = None,
     ) -> Analysis:
-        prompt = parse_box(box)
+        prompt = parse_prompt(box, points)
         data = await file.read(analyses.max_image_bytes + 1)
         analysis = await analyses.create(user.id, data, modality, extract_roi, prompt)
         response.headers["Location"] = f"/v1/analyses/{analysis.id}"

@@ -16,12 +16,12 @@ from pydantic import BaseModel, ValidationError
 
 from branet_shared.errors import ERRORS_BY_CODE, BraNetError, ModelUnavailable
 from branet_shared.schemas import (
-    BoundingBox,
     CheckResult,
     ClassifyResponse,
     Modality,
     ModelsResponse,
     Problem,
+    Prompt,
     SegmentResponse,
     Unavailable,
 )
@@ -131,10 +131,11 @@ class ClassifierClient(ModelServiceClient):
 
 
 class SegmenterClient(ModelServiceClient):
-    async def segment(
-        self, image: bytes, modality: Modality, box: BoundingBox | None
-    ) -> SegmentResponse:
+    async def segment(self, image: bytes, modality: Modality, prompt: Prompt) -> SegmentResponse:
         fields = {"modality": modality.value}
-        if box is not None:
+        if prompt.box is not None:
+            box = prompt.box
             fields["box"] = f"{box.x0},{box.y0},{box.x1},{box.y1}"
+        if prompt.points:
+            fields["points"] = ";".join(f"{p.x},{p.y},{p.label}" for p in prompt.points)
         return await self._post_image("/v1/segment", image, fields, SegmentResponse)

@@ -1,7 +1,6 @@
 """The segmenter service's HTTP face: a lesion mask and ROI crop for one image."""
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -9,19 +8,23 @@ from typing import Annotated, TypedDict
 
 import anyio
 import anyio.to_thread
-import numpy as np
 import torch
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from branet_segmenter.segment import CheckpointError, LesionSegmenter, Segmentation, describe
+from branet_segmenter.segment import CheckpointError, EmbeddingCache, LesionSegmenter
 from branet_segmenter.settings import SegmenterSettings
 from branet_shared.errors import (
     IMAGE_UPLOAD_ERRORS,
     ModelUnavailable,
     problem_responses,
 )
-from branet_shared.images import MAX_IMAGE_BYTES, check_box_fits, parse_box, validate_image
+from branet_shared.images import (
+    MAX_IMAGE_BYTES,
+    check_prompt_fits,
+    parse_prompt,
+    validate_image,
+)
 from branet_shared.schemas import (
     CheckResult,
     Liveness,
@@ -56,13 +59,15 @@ def load_segmenter(settings: SegmenterSettings) -> LoadedSegmenter:
     if settings.checkpoint is None:
         return LoadedSegmenter(None, "no SAM checkpoint configured (set SEGMENTER_CHECKPOINT)")
     try:
-        return LoadedSegmenter(
-            LesionSegmenter.load(
-                settings.model_type, settings.checkpoint, settings.checkpoint_sha256
-            )
+        segmenter = LesionSegmenter.load(
+            settings.model_type,
+            settings.checkpoint,
+            settings.checkpoint_sha256,
+            EmbeddingCache(settings.embedding_cache_entries),
         )
     except CheckpointError as exc:
-        return LoadedSegmenter(None, str(exc))
+        return LoadedSegmenter(None, f"{exc} (check SEGMENTER_CHECKPOINT)")
+    return LoadedSegmenter(segmenter)
 
 
 def get_loaded(request: Request) -> LoadedSegmenter:
@@ -85,20 +90,14 @@ LimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_limiter)]
 SettingsDep = Annotated[SegmenterSettings, Depends(get_settings)]
 
 
-def create_app(
-    settings: SegmenterSettings | None = None, *, segmenter: LesionSegmenter | None = None
-) -> FastAPI:
-    """`segmenter` replaces loading from the configured checkpoint (tests hand in a toy SAM)."""
+def create_app(settings: SegmenterSettings | None = None) -> FastAPI:
     settings = settings or SegmenterSettings()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
-        if segmenter is not None:
-            loaded = LoadedSegmenter(segmenter)
-        else:
-            loaded = await anyio.to_thread.run_sync(load_segmenter, settings)
+        loaded = await anyio.to_thread.run_sync(load_segmenter, settings)
         if loaded.segmenter is None:
             log.warning("segmenter not ready: %s", loaded.reason)
         else:
@@ -127,27 +126,22 @@ def create_app(
         config: SettingsDep,
         file: Annotated[UploadFile, File(description="JPEG or PNG")],
         modality: Annotated[Modality, Form()],
-        box: Annotated[str | None, Form(description="x0,y0,x1,y1 prompt")] = None,
+        box: Annotated[str | None, Form(description="x0,y0,x1,y1 around the lesion")] = None,
+        points: Annotated[
+            str | None, Form(description="x,y,label;... (label 1 lesion, 0 background)")
+        ] = None,
     ) -> SegmentResponse:
+        """Prompted mode when a box or points are given, else automatic mode."""
         if loaded.segmenter is None:
             raise ModelUnavailable(f"the segmenter has no model: {loaded.reason}")
-        prompt = parse_box(box)
-        image = validate_image(await file.read(MAX_IMAGE_BYTES + 1)).image
-        if prompt is not None:
-            check_box_fits(prompt, image)
         sam = loaded.segmenter
+        prompt = parse_prompt(box, points)
+        data = await file.read(MAX_IMAGE_BYTES + 1)
 
         def run() -> SegmentResponse:
-            started = time.perf_counter()
-            rgb = np.asarray(image.convert("RGB"))
-            found: Segmentation | None
-            if prompt is not None:
-                found = sam.prompted(rgb, prompt)
-            else:
-                found = sam.automatic(
-                    rgb, modality, config.auto_points_per_side, config.auto_max_side
-                )
-            return describe(found, image, sam.ref, config.roi_margin, started)
+            upload = validate_image(data)
+            check_prompt_fits(prompt, upload.image)
+            return sam.segment(upload, modality, prompt, config.automatic, config.roi_margin)
 
         return await anyio.to_thread.run_sync(run, limiter=limiter)
 

@@ -6,22 +6,42 @@ masks on a grid of points and keeps the most lesion-like one by a documented rul
 """
 
 import base64
+import pickle
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from PIL import Image
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
+from segment_anything.modeling import (
+    ImageEncoderViT,
+    MaskDecoder,
+    PromptEncoder,
+    Sam,
+    TwoWayTransformer,
+)
 
 from branet_shared.checksums import sha256_of_file
-from branet_shared.images import encode_png
-from branet_shared.schemas import BoundingBox, Mask, Modality, ModelRef, SegmentResponse
+from branet_shared.images import ValidatedImage, encode_png
+from branet_shared.schemas import (
+    BoundingBox,
+    Mask,
+    Modality,
+    ModelRef,
+    Point,
+    Prompt,
+    SegmentResponse,
+)
 
 BoolMask = npt.NDArray[np.bool_]
+RGBImage = npt.NDArray[np.uint8]
 
 
 class CheckpointError(Exception):
@@ -78,53 +98,217 @@ class Segmentation:
     score: float
 
 
+@dataclass(frozen=True)
+class OfficialCheckpoint:
+    url: str
+    sha256: str
+
+
+# Meta's released checkpoints (github.com/facebookresearch/segment-anything#model-checkpoints).
+OFFICIAL_CHECKPOINTS = {
+    "vit_b": OfficialCheckpoint(
+        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+        "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+    ),
+    "vit_l": OfficialCheckpoint(
+        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+        "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+    ),
+    "vit_h": OfficialCheckpoint(
+        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+        "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+    ),
+}
+
+
+def build_toy_sam(checkpoint: str | None = None) -> Sam:
+    """SAM from the package's own classes at toy size: 256 px input, 32-dim, 2 blocks.
+
+    It has no released weights; it exists so tests, the evaluation script and the benchmarks
+    can run the real code paths without a 375 MB checkpoint. Never for real use.
+    """
+    size, patch, dim = 256, 16, 32
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            img_size=size,
+            patch_size=patch,
+            embed_dim=dim,
+            depth=2,
+            num_heads=2,
+            mlp_ratio=2,
+            out_chans=dim,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True,
+            window_size=4,
+            global_attn_indexes=(1,),
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=dim,
+            image_embedding_size=(size // patch, size // patch),
+            input_image_size=(size, size),
+            mask_in_chans=4,
+        ),
+        mask_decoder=MaskDecoder(
+            transformer_dim=dim,
+            transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64, num_heads=2),
+            num_multimask_outputs=3,
+            iou_head_depth=2,
+            iou_head_hidden_dim=32,
+        ),
+    )
+    if checkpoint is not None:
+        sam.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    return sam
+
+
+BUILDERS: dict[str, Callable[..., Sam]] = {**sam_model_registry, "toy": build_toy_sam}
+MODEL_TYPES = ("vit_b", "vit_l", "vit_h", "toy")
+
+
+@dataclass(frozen=True)
+class Embedding:
+    features: torch.Tensor
+    original_size: tuple[int, int]
+    input_size: tuple[int, int]
+
+
+class EmbeddingCache:
+    """The most recent image embeddings, keyed by the image's SHA-256.
+
+    The image encoder is nearly all of SAM's cost; a second prompt on the same image (the user
+    adjusting a box) reuses the embedding. Bounded by entry count: a ViT embedding is 4 MiB.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, Embedding] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> Embedding | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: str, embedding: Embedding) -> None:
+        if self.max_entries == 0:
+            return
+        with self._lock:
+            self._entries[key] = embedding
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class AutomaticSettings:
+    """The cost bound of automatic mode: SAM decodes points_per_side² prompts per crop."""
+
+    points_per_side: int = 16
+    crop_n_layers: int = 0
+    max_side: int = 512
+
+
 class LesionSegmenter:
-    def __init__(self, sam: Any, model_type: str, checkpoint_sha256: str) -> None:
-        self.sam = sam
+    def __init__(
+        self, sam: Sam, model_type: str, checkpoint_sha256: str, cache: EmbeddingCache | None = None
+    ) -> None:
+        self.sam = sam.eval()
         self.model_type = model_type
         self.checkpoint_sha256 = checkpoint_sha256
+        self.cache = cache or EmbeddingCache(max_entries=8)
 
     @classmethod
     def load(
-        cls, model_type: str, checkpoint: Path, expected_sha256: str | None
+        cls,
+        model_type: str,
+        checkpoint: Path,
+        expected_sha256: str | None = None,
+        cache: EmbeddingCache | None = None,
     ) -> "LesionSegmenter":
+        """Build `model_type` from `checkpoint`, refusing any file but the expected one.
+
+        The expected SHA-256 is the configured one, else the official checkpoint's.
+        """
+        if model_type not in BUILDERS:
+            raise CheckpointError(f"unknown SAM model type {model_type!r}")
         if not checkpoint.is_file():
             raise CheckpointError(f"SAM checkpoint {checkpoint} does not exist")
+        official = OFFICIAL_CHECKPOINTS.get(model_type)
+        expected = expected_sha256 or (official.sha256 if official else None)
         actual = sha256_of_file(checkpoint)
-        if expected_sha256 is not None and actual != expected_sha256:
+        if expected is not None and actual != expected:
             raise CheckpointError(
-                f"SAM checkpoint {checkpoint} has SHA-256 {actual}, not the expected one"
+                f"SAM checkpoint {checkpoint} has SHA-256 {actual[:16]}…, not the "
+                f"{'configured' if expected_sha256 else 'official ' + model_type} one"
             )
         try:
-            sam = sam_model_registry[model_type](checkpoint=str(checkpoint))
-        except (RuntimeError, KeyError, OSError) as exc:
-            first_line = str(exc).strip().splitlines()[0]
+            sam = BUILDERS[model_type](checkpoint=str(checkpoint))
+        except (RuntimeError, KeyError, OSError, pickle.UnpicklingError) as exc:
+            first_line = (str(exc).strip().splitlines() or ["unreadable"])[0]
             raise CheckpointError(
                 f"{checkpoint} is not a {model_type} SAM checkpoint: {first_line}"
             ) from None
-        return cls(sam.eval(), model_type, actual)
+        return cls(sam, model_type, actual, cache)
 
     @property
     def ref(self) -> ModelRef:
         return ModelRef(name=f"sam_{self.model_type}", version=self.checkpoint_sha256[:12])
 
-    def prompted(self, rgb: npt.NDArray[np.uint8], box: BoundingBox) -> Segmentation:
+    def _predictor(self, rgb: RGBImage, image_sha256: str) -> SamPredictor:
+        """A predictor with the image's embedding, from the cache when it is there."""
         predictor = SamPredictor(self.sam)
-        with torch.inference_mode():
+        cached = self.cache.get(image_sha256)
+        if cached is None:
             predictor.set_image(rgb)
+            self.cache.put(
+                image_sha256,
+                Embedding(predictor.features, predictor.original_size, predictor.input_size),
+            )
+        else:
+            # SamPredictor.set_image stores exactly these; segment-anything 1.0 is frozen.
+            predictor.features = cached.features
+            predictor.original_size = cached.original_size
+            predictor.input_size = cached.input_size
+            predictor.is_image_set = True
+        return predictor
+
+    def prompted(
+        self,
+        rgb: RGBImage,
+        image_sha256: str,
+        box: BoundingBox | None,
+        points: Sequence[Point] = (),
+    ) -> Segmentation:
+        with torch.inference_mode():
+            predictor = self._predictor(rgb, image_sha256)
             masks, scores, _ = predictor.predict(
-                box=np.array([box.x0, box.y0, box.x1, box.y1]), multimask_output=True
+                point_coords=np.array([[p.x, p.y] for p in points]) if points else None,
+                point_labels=np.array([p.label for p in points]) if points else None,
+                box=np.array([box.x0, box.y0, box.x1, box.y1]) if box else None,
+                multimask_output=True,
             )
         best = int(np.argmax(scores))
         return Segmentation(mask=masks[best].astype(bool), score=float(scores[best]))
 
     def automatic(
-        self, rgb: npt.NDArray[np.uint8], modality: Modality, points_per_side: int, max_side: int
+        self, rgb: RGBImage, modality: Modality, settings: AutomaticSettings
     ) -> Segmentation | None:
+        """The most lesion-like of SAM's proposals (`lesion_likeness` × predicted IoU)."""
         image = Image.fromarray(rgb)
-        scale = min(1.0, max_side / max(image.size))
+        scale = min(1.0, settings.max_side / max(image.size))
         small = image.resize((round(image.width * scale), round(image.height * scale)))
-        generator = SamAutomaticMaskGenerator(self.sam, points_per_side=points_per_side)
+        generator = SamAutomaticMaskGenerator(
+            self.sam,
+            points_per_side=settings.points_per_side,
+            crop_n_layers=settings.crop_n_layers,
+        )
         with torch.inference_mode():
             proposals = generator.generate(np.asarray(small))
         gray = np.asarray(small.convert("L"))
@@ -138,6 +322,24 @@ class LesionSegmenter:
         _, best = max(ranked, key=lambda item: item[0])
         full = Image.fromarray(best["segmentation"]).resize(image.size, Image.Resampling.NEAREST)
         return Segmentation(mask=np.asarray(full, dtype=bool), score=float(best["predicted_iou"]))
+
+    def segment(
+        self,
+        upload: ValidatedImage,
+        modality: Modality,
+        prompt: Prompt,
+        automatic: AutomaticSettings,
+        margin: float,
+    ) -> SegmentResponse:
+        """Prompted mode when the prompt has a box or points, else automatic mode."""
+        started = time.perf_counter()
+        rgb = np.asarray(upload.image.convert("RGB"))
+        found: Segmentation | None
+        if prompt.given:
+            found = self.prompted(rgb, upload.sha256, prompt.box, prompt.points)
+        else:
+            found = self.automatic(rgb, modality, automatic)
+        return describe(found, upload.image, self.ref, margin, started)
 
 
 def roi_crop(image: Image.Image, box: BoundingBox, margin: float) -> Image.Image:

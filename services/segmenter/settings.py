@@ -4,21 +4,37 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from branet_segmenter.segment import AutomaticSettings
+
 
 class SegmenterSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEGMENTER_", env_file=".env", extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = Field(8081, validation_alias=AliasChoices("SEGMENTER_PORT", "PORT"))
-    model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"
+    model_type: Literal["vit_b", "vit_l", "vit_h", "toy"] = Field(
+        "vit_b", description="toy: the random-init test architecture, never for real use"
+    )
     checkpoint: Path | None = Field(None, description="SAM checkpoint (.pth) for model_type")
     checkpoint_sha256: str | None = Field(
-        None, pattern=r"^[0-9a-f]{64}$", description="refuse a checkpoint with another SHA-256"
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="expected SHA-256; defaults to the official checkpoint's for vit_*",
     )
+    embedding_cache_entries: int = Field(8, ge=0, le=256, description="4 MiB each for ViT")
     auto_points_per_side: int = Field(16, ge=4, le=64, description="automatic mode's point grid")
+    auto_crop_n_layers: int = Field(0, ge=0, le=2, description="automatic mode's crop layers")
     auto_max_side: int = Field(512, ge=128, le=1024, description="automatic mode's image size")
     roi_margin: float = Field(0.15, ge=0.0, le=1.0, description="context around the ROI crop")
     torch_threads: int = Field(0, ge=0, description="intra-op threads; 0 = torch's default")
     max_concurrency: int = Field(1, ge=1)
     max_body_bytes: int = 10 * 1024 * 1024 + 64 * 1024
     log_level: str = "INFO"
+
+    @property
+    def automatic(self) -> AutomaticSettings:
+        return AutomaticSettings(
+            points_per_side=self.auto_points_per_side,
+            crop_n_layers=self.auto_crop_n_layers,
+            max_side=self.auto_max_side,
+        )

@@ -14,7 +14,6 @@ from branet_gateway.app import create_app as create_gateway_app
 from branet_gateway.auth import User, current_user
 from branet_gateway.settings import GatewaySettings
 from branet_segmenter.app import create_app as create_segmenter_app
-from branet_segmenter.segment import LesionSegmenter
 from branet_segmenter.settings import SegmenterSettings
 from tests.conftest import Serve
 
@@ -58,13 +57,12 @@ async def make_gateway(
         *,
         models: Path = model_dir,
         data_dir: Path | None = None,
-        sam: LesionSegmenter | None = None,
+        sam_checkpoint: Path | None = None,
     ) -> Gateway:
-        """The stack with the given classifier models and, if any, a SAM (else none loaded)."""
+        """The stack with the given classifier models and, if any, a toy SAM checkpoint."""
         classifier = await serve(create_classifier_app(ClassifierSettings(model_dir=models)))
-        segmenter = await serve(
-            create_segmenter_app(SegmenterSettings(checkpoint=None), segmenter=sam)
-        )
+        sam = SegmenterSettings(model_type="toy", checkpoint=sam_checkpoint)
+        segmenter = await serve(create_segmenter_app(sam))
         settings = GatewaySettings(
             data_dir=data_dir or tmp_path / "data",
             classifier_url="http://classifier",

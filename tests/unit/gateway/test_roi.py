@@ -1,19 +1,18 @@
 """ROI extraction through the gateway, with a toy SAM of the package's own classes."""
 
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from branet_segmenter.segment import LesionSegmenter
 from tests.images import gray_png
-from tests.models import build_tiny_sam
 from tests.unit.gateway.conftest import Gateway, GatewayFactory
 
 
 @pytest.fixture
-async def gateway_with_sam(make_gateway: GatewayFactory) -> Gateway:
-    return await make_gateway(sam=LesionSegmenter(build_tiny_sam(), "vit_b", "ab" * 32))
+async def gateway_with_sam(make_gateway: GatewayFactory, sam_checkpoint: Path) -> Gateway:
+    return await make_gateway(sam_checkpoint=sam_checkpoint)
 
 
 async def test_box_prompt_stores_mask_and_crop_and_classifies_the_crop(
@@ -26,8 +25,8 @@ async def test_box_prompt_stores_mask_and_crop_and_classifies_the_crop(
     analysis = response.json()
     roi = analysis["roi"]
     assert roi["lesion_found"] is True
-    assert roi["prompt"] == {"x0": 20, "y0": 20, "x1": 70, "y1": 60}
-    assert analysis["models"]["segmenter"]["name"] == "sam_vit_b"
+    assert roi["prompt"] == {"box": {"x0": 20, "y0": 20, "x1": 70, "y1": 60}, "points": []}
+    assert analysis["models"]["segmenter"]["name"] == "sam_toy"
     assert analysis["timings"]["segment_ms"] is not None
 
     mask = await gateway.client.get(roi["mask"]["url"])
@@ -54,3 +53,20 @@ async def test_no_lesion_found_is_reported_not_an_error(gateway_with_sam: Gatewa
     assert analysis["label"] in ("benign", "malignant")
     mask = await gateway_with_sam.client.get(f"/v1/analyses/{analysis['id']}/mask")
     assert mask.status_code == 404
+
+
+async def test_point_prompts_are_passed_to_sam(gateway_with_sam: Gateway) -> None:
+    response = await gateway_with_sam.analyse(gray_png(), points="48,40,1;5,5,0")
+
+    assert response.status_code == 201, response.text
+    prompt = response.json()["roi"]["prompt"]
+    assert prompt["points"] == [{"x": 48, "y": 40, "label": 1}, {"x": 5, "y": 5, "label": 0}]
+
+
+@pytest.mark.parametrize("points", ["1,2,3", "1", "500,5,1", "a,b"])
+async def test_bad_points_are_invalid_parameters(gateway_with_sam: Gateway, points: str) -> None:
+    response = await gateway_with_sam.analyse(gray_png(), points=points)
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_parameter"
+    assert gateway_with_sam.stored_files() == []

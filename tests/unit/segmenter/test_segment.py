@@ -8,7 +8,10 @@ import torch
 from PIL import Image
 
 from branet_segmenter.segment import (
+    OFFICIAL_CHECKPOINTS,
     CheckpointError,
+    Embedding,
+    EmbeddingCache,
     LesionSegmenter,
     bounding_box,
     describe,
@@ -16,22 +19,16 @@ from branet_segmenter.segment import (
     lesion_likeness,
     roi_crop,
 )
-from branet_shared.schemas import BoundingBox, Modality
+from branet_shared.schemas import BoundingBox, Modality, Point
 from tests.images import lesion_array
-from tests.models import build_tiny_sam
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sam") / "tiny_sam.pth"
-    torch.save(build_tiny_sam().state_dict(), path)
-    return path
+def segmenter(sam_checkpoint: Path) -> LesionSegmenter:
+    return LesionSegmenter.load("toy", sam_checkpoint, cache=EmbeddingCache(max_entries=2))
 
 
-@pytest.fixture(scope="module")
-def segmenter() -> LesionSegmenter:
-    # The registry only builds full-size SAMs; the toy one is handed in directly.
-    return LesionSegmenter(build_tiny_sam(), "vit_b", "f" * 64)
+RGB = np.stack([lesion_array(96, 80)] * 3, axis=-1)
 
 
 def decode_rle(size: tuple[int, int], counts: list[int]) -> np.ndarray:
@@ -83,26 +80,60 @@ def test_dark_compact_blob_is_the_most_lesion_like_in_ultrasound() -> None:
     assert lesion_likeness(lesion, gray, Modality.MAMMOGRAPHY) == 0
 
 
-def test_checkpoint_with_wrong_hash_is_refused(checkpoint: Path) -> None:
-    with pytest.raises(CheckpointError, match="SHA-256"):
-        LesionSegmenter.load("vit_b", checkpoint, "0" * 64)
+def test_checkpoint_with_wrong_hash_is_refused(sam_checkpoint: Path) -> None:
+    with pytest.raises(CheckpointError, match="configured"):
+        LesionSegmenter.load("toy", sam_checkpoint, "0" * 64)
+    # For the real types the official hash is the default expectation.
+    with pytest.raises(CheckpointError, match="official vit_b"):
+        LesionSegmenter.load("vit_b", sam_checkpoint)
 
 
-def test_missing_or_foreign_checkpoint_is_refused(tmp_path: Path, checkpoint: Path) -> None:
+def test_missing_unknown_or_foreign_checkpoint_is_refused(
+    tmp_path: Path, sam_checkpoint: Path
+) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
-        LesionSegmenter.load("vit_b", tmp_path / "nope.pth", None)
-    # The toy weights do not fit the full-size ViT-B.
-    with pytest.raises(CheckpointError, match="not a vit_b"):
-        LesionSegmenter.load("vit_b", checkpoint, None)
+        LesionSegmenter.load("toy", tmp_path / "nope.pth")
+    with pytest.raises(CheckpointError, match="unknown"):
+        LesionSegmenter.load("vit_x", sam_checkpoint)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a toy SAM checkpoint"):
+        LesionSegmenter.load("toy", garbage)
+
+
+def test_official_hashes_are_pinned() -> None:
+    assert OFFICIAL_CHECKPOINTS["vit_b"].sha256.startswith("ec2df627")
+    assert set(OFFICIAL_CHECKPOINTS) == {"vit_b", "vit_l", "vit_h"}
 
 
 def test_prompted_mode_returns_a_mask_of_the_image_size(segmenter: LesionSegmenter) -> None:
-    rgb = np.stack([lesion_array(96, 80)] * 3, axis=-1)
-
-    found = segmenter.prompted(rgb, BoundingBox(x0=20, y0=20, x1=70, y1=60))
+    found = segmenter.prompted(RGB, "img-a", BoundingBox(x0=20, y0=20, x1=70, y1=60))
 
     assert found.mask.shape == (80, 96)
     assert found.mask.dtype == bool
+
+
+def test_second_prompt_on_an_image_reuses_its_embedding(segmenter: LesionSegmenter) -> None:
+    box = BoundingBox(x0=20, y0=20, x1=70, y1=60)
+    first = segmenter.prompted(RGB, "img-b", box)
+    hits = segmenter.cache.hits
+
+    second = segmenter.prompted(RGB, "img-b", box, [Point(x=48, y=40, label=1)])
+    again = segmenter.prompted(RGB, "img-b", box)
+
+    assert segmenter.cache.hits == hits + 2
+    assert (again.mask == first.mask).all()
+    assert second.mask.shape == first.mask.shape
+
+
+def test_cache_is_bounded() -> None:
+    cache = EmbeddingCache(max_entries=2)
+    embedding = Embedding(torch.zeros(1), (1, 1), (1, 1))
+    for key in ("a", "b", "c"):
+        cache.put(key, embedding)
+
+    assert cache.get("a") is None
+    assert cache.get("c") is embedding
 
 
 def test_describe_reports_no_lesion_as_such(segmenter: LesionSegmenter) -> None:

@@ -13,8 +13,8 @@ from branet_shared.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from branet_shared.images import check_box_fits, parse_box, validate_image
-from branet_shared.schemas import BoundingBox
+from branet_shared.images import check_prompt_fits, parse_box, parse_prompt, validate_image
+from branet_shared.schemas import BoundingBox, Point, Prompt
 from tests.images import encode, gray_png, lesion_array, png_bomb, png_chunk
 
 GRAY = lesion_array(40, 30)
@@ -156,11 +156,27 @@ def test_malformed_boxes_are_invalid_parameters(text: str) -> None:
         parse_box(text)
 
 
-def test_box_must_lie_inside_the_image() -> None:
+def test_prompt_must_lie_inside_the_image() -> None:
     image = Image.new("L", (50, 40))
-    check_box_fits(BoundingBox(x0=0, y0=0, x1=50, y1=40), image)
+    check_prompt_fits(Prompt(box=BoundingBox(x0=0, y0=0, x1=50, y1=40)), image)
+    check_prompt_fits(Prompt(points=[Point(x=49, y=39)]), image)
     with pytest.raises(InvalidParameter, match="outside"):
-        check_box_fits(BoundingBox(x0=0, y0=0, x1=51, y1=40), image)
+        check_prompt_fits(Prompt(box=BoundingBox(x0=0, y0=0, x1=51, y1=40)), image)
+    with pytest.raises(InvalidParameter, match="outside"):
+        check_prompt_fits(Prompt(points=[Point(x=50, y=0)]), image)
+
+
+def test_points_are_parsed_with_foreground_default() -> None:
+    prompt = parse_prompt(None, "10,20;30,40,0")
+
+    assert prompt.points == [Point(x=10, y=20, label=1), Point(x=30, y=40, label=0)]
+    assert prompt.given
+
+
+@pytest.mark.parametrize("text", ["1", "1,2,2", "x,y", ";".join(["1,1"] * 17)])
+def test_malformed_points_are_invalid_parameters(text: str) -> None:
+    with pytest.raises(InvalidParameter):
+        parse_prompt(None, text)
 
 
 def test_decoded_image_is_independent_of_the_input_buffer() -> None:
