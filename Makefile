@@ -35,7 +35,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p branet_shared -p branet_gateway -p branet_classifier -p branet_segmenter -p branet_cli
-	$(BIN)/mypy tests
+	$(BIN)/mypy tests bench
 	@if command -v docker-compose >/dev/null; then docker-compose config -q && echo "docker-compose.yml valid"; fi
 
 browser:  ## headless Chromium for the offline-docs test (Debian package)

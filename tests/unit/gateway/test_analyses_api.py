@@ -205,7 +205,7 @@ async def test_roi_without_sam_is_503_and_stores_nothing(
 
         assert response.status_code == 503
         assert response.json()["code"] == "model_unavailable"
-        assert "SAM checkpoint" in response.json()["detail"]
+        assert "SEGMENTER_CHECKPOINT" in response.json()["detail"]
     assert gateway.stored_files() == []
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from branet_segmenter.checkpoints import OFFICIAL_CHECKPOINTS
 from branet_segmenter.segment import (
-    OFFICIAL_CHECKPOINTS,
     CheckpointError,
     Embedding,
     EmbeddingCache,
