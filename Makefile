@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= gateway,classifier,segmenter,dev
+EXTRAS ?= gateway,classifier,segmenter,train,dev
 # Strict editable installs link each file: re-install when a package folder gains or loses one.
 PACKAGE_DIRS := shared shared/storage services/gateway services/classifier services/segmenter cli
 

@@ -9,7 +9,7 @@ and evaluation scripts and the benchmarks all run a model the same way.
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torchvision
@@ -48,12 +48,35 @@ class ClassifierCard(BaseModel):
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     temperature: float = Field(1.0, gt=0, description="softmax temperature from calibration")
+    roi_margin: float = Field(0.25, ge=0, description="context around the lesion in training")
     metrics: dict[str, float] = Field(default_factory=dict)
     description: str = ""
+    training: dict[str, Any] = Field(default_factory=dict, description="config, data, commit")
 
 
 class ModelFileError(Exception):
     """A model is configured but cannot be used; the message says why."""
+
+
+def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
+    """Grayscale, squashed to size×size, as 1×S×S floats in [0, 1].
+
+    Colour is dropped on purpose: in these images it is annotation (markers, Doppler), which
+    tells a model about the site, not the lesion. Training and serving both start here.
+    """
+    gray = image if image.mode == "L" else image.convert("L")
+    tensor: torch.Tensor = tvf.pil_to_tensor(gray)
+    tensor = tvf.resize(tensor, [size, size], antialias=True)
+    scaled: torch.Tensor = tvf.to_dtype(tensor, torch.float32, scale=True)
+    return scaled
+
+
+def normalise(
+    pixels: torch.Tensor, mean: tuple[float, float, float], std: tuple[float, float, float]
+) -> torch.Tensor:
+    """1×S×S in [0, 1] to the 3×S×S normalised input ResNet18 expects."""
+    normalised: torch.Tensor = tvf.normalize(pixels.expand(3, -1, -1), list(mean), list(std))
+    return normalised
 
 
 def build_resnet18() -> torch.nn.Module:
@@ -106,14 +129,9 @@ class ResNet18Classifier:
         )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """A normalised 1×3×S×S tensor from an `L` or `RGB` image."""
-        rgb = image.convert("RGB") if image.mode != "RGB" else image
-        size = self.card.input_size
-        tensor: torch.Tensor = tvf.pil_to_tensor(rgb)
-        tensor = tvf.resize(tensor, [size, size], antialias=True)
-        tensor = tvf.to_dtype(tensor, torch.float32, scale=True)
-        tensor = tvf.normalize(tensor, list(self.card.mean), list(self.card.std))
-        return tensor.unsqueeze(0)
+        """A normalised 1×3×S×S tensor from an `L` or `RGB` image, exactly as in training."""
+        pixels = image_to_tensor(image, self.card.input_size)
+        return normalise(pixels, self.card.mean, self.card.std).unsqueeze(0)
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities, N×2, calibrated by the card's temperature."""

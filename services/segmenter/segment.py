@@ -30,7 +30,7 @@ from segment_anything.modeling import (
 
 from branet_segmenter.checkpoints import OFFICIAL_CHECKPOINTS
 from branet_shared.checksums import sha256_of_file
-from branet_shared.images import ValidatedImage, encode_png
+from branet_shared.images import ValidatedImage, encode_png, roi_crop
 from branet_shared.schemas import (
     BoundingBox,
     Mask,
@@ -318,19 +318,6 @@ class LesionSegmenter:
         else:
             found = self.automatic(rgb, modality, automatic)
         return describe(found, upload.image, self.ref, margin, started)
-
-
-def roi_crop(image: Image.Image, box: BoundingBox, margin: float) -> Image.Image:
-    """The box widened by `margin` of its size on each side, clipped to the image."""
-    dx, dy = round((box.x1 - box.x0) * margin), round((box.y1 - box.y0) * margin)
-    return image.crop(
-        (
-            max(0, box.x0 - dx),
-            max(0, box.y0 - dy),
-            min(image.width, box.x1 + dx),
-            min(image.height, box.y1 + dy),
-        )
-    )
 
 
 def describe(

@@ -17,8 +17,8 @@ from branet_segmenter.segment import (
     describe,
     encode_rle,
     lesion_likeness,
-    roi_crop,
 )
+from branet_shared.images import roi_crop
 from branet_shared.schemas import BoundingBox, Modality, Point
 from tests.images import lesion_array
 

@@ -1,0 +1,157 @@
+"""Training data, made honest: one sample per distinct image, grouped so that no image has a
+twin or a same-patient sibling across a train/test split, with the lesion's box where the data
+gives it.
+
+- Near-duplicates are found with a perceptual hash (pHash, 64 bits): images within
+  `NEAR_DUPLICATE_BITS` are one group; exact copies (distance 0) are kept once; a group whose
+  members carry different labels (BUSI files some images as both) is dropped as label noise.
+- Patients: BUS-UCLM names them in the file name (`<PATIENT>_<NNN>`); their images are one group.
+- Lesion boxes: from `<name>_mask.png` (ultrasound sets), or from the circle in mini-MIAS's
+  `labels.csv` (whose y axis starts at the bottom).
+"""
+
+import csv
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from branet_shared.datasets import LabelledImage, list_class_folders
+from branet_shared.schemas import BoundingBox, Label
+
+log = logging.getLogger(__name__)
+NEAR_DUPLICATE_BITS = 8
+
+
+@dataclass(frozen=True)
+class Sample:
+    item: LabelledImage
+    group: str  # split unit: twins and a patient's images share one
+    lesion: BoundingBox | None
+
+    @property
+    def label(self) -> Label:
+        return self.item.label
+
+    @property
+    def site(self) -> str:
+        return self.item.site
+
+
+@dataclass
+class DatasetSummary:
+    """What deduplication did, for the report."""
+
+    images: int = 0
+    exact_copies_dropped: list[str] = field(default_factory=list)
+    conflicting_dropped: list[str] = field(default_factory=list)
+    groups: int = 0
+    without_lesion_box: list[str] = field(default_factory=list)
+
+
+def mask_box(mask_path: Path) -> BoundingBox | None:
+    mask = np.asarray(Image.open(mask_path).convert("L")) > 127
+    if not mask.any():
+        return None
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return BoundingBox(x0=int(cols[0]), y0=int(rows[0]), x1=int(cols[-1]) + 1, y1=int(rows[-1]) + 1)
+
+
+def mias_boxes(root: Path) -> dict[str, BoundingBox]:
+    """mini-MIAS circles as boxes in top-left image coordinates, one per image.
+
+    An image with several findings keeps the one of its filed class (mdb144: the malignant).
+    """
+    labels = root / "labels.csv"
+    if not labels.exists():
+        return {}
+    boxes: dict[str, BoundingBox] = {}
+    with labels.open() as handle:
+        for row in csv.DictReader(handle):
+            if not row.get("x") or not row.get("radius"):
+                continue
+            severity = "malignant" if row["severity"].strip() == "M" else "benign"
+            if not (root / severity / f"{row['refnum']}.png").exists():
+                continue
+            x, y, r = int(row["x"]), 1024 - int(row["y"]), int(row["radius"])
+            boxes[row["refnum"]] = BoundingBox(
+                x0=max(0, x - r), y0=max(0, y - r), x1=min(1024, x + r), y1=min(1024, y + r)
+            )
+    return boxes
+
+
+def patient_of(item: LabelledImage) -> str | None:
+    # BUS-UCLM: `<PATIENT>_<NNN>`; the other sets name one image per case.
+    if item.site == "bus_uclm" and "_" in item.name:
+        return item.name.rsplit("_", 1)[0]
+    return None
+
+
+class _Groups:
+    """Union-find over image indices."""
+
+    def __init__(self, size: int) -> None:
+        self.parent = list(range(size))
+
+    def find(self, index: int) -> int:
+        while self.parent[index] != index:
+            self.parent[index] = self.parent[self.parent[index]]
+            index = self.parent[index]
+        return index
+
+    def join(self, a: int, b: int) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def load_samples(roots: list[Path]) -> tuple[list[Sample], DatasetSummary]:
+    items = [item for root in roots for item in list_class_folders(root)]
+    summary = DatasetSummary(images=len(items))
+    hashes = [imagehash.phash(Image.open(item.path).convert("L")) for item in items]
+    bits = np.array([h.hash.flatten() for h in hashes], dtype=bool)
+    distances = (bits[:, None, :] != bits[None, :, :]).sum(axis=2)
+
+    groups = _Groups(len(items))
+    dropped: set[int] = set()
+    for a, b in zip(*np.nonzero(np.triu(distances <= NEAR_DUPLICATE_BITS, k=1)), strict=True):
+        groups.join(int(a), int(b))
+        if distances[a, b] == 0 and items[a].label == items[b].label:
+            dropped.add(int(b))
+            summary.exact_copies_dropped.append(f"{items[b].site}/{items[b].name}")
+    by_patient: dict[str, int] = {}
+    for index, item in enumerate(items):
+        patient = patient_of(item)
+        if patient is not None:
+            groups.join(index, by_patient.setdefault(f"{item.site}/{patient}", index))
+
+    members: dict[int, list[int]] = defaultdict(list)
+    for index in range(len(items)):
+        members[groups.find(index)].append(index)
+    mias = {root.name: mias_boxes(root) for root in roots}
+    samples = []
+    for root_index, indices in members.items():
+        if len({items[i].label for i in indices}) > 1:
+            summary.conflicting_dropped += [f"{items[i].site}/{items[i].name}" for i in indices]
+            continue
+        for index in indices:
+            if index in dropped:
+                continue
+            item = items[index]
+            lesion = mask_box(item.mask) if item.mask else mias[item.site].get(item.name)
+            if lesion is None:
+                summary.without_lesion_box.append(f"{item.site}/{item.name}")
+            samples.append(Sample(item, f"{item.site}:{root_index}", lesion))
+    summary.groups = len({s.group for s in samples})
+    samples.sort(key=lambda s: (s.site, s.label.value, s.item.name))
+    log.info(
+        "%d images: %d exact copies and %d conflicting dropped, %d samples in %d groups",
+        summary.images,
+        len(summary.exact_copies_dropped),
+        len(summary.conflicting_dropped),
+        len(samples),
+        summary.groups,
+    )
+    return samples, summary

@@ -1,0 +1,351 @@
+"""`branet-train`: cross-validate, train and ship a modality's classifier, with its report.
+
+    branet-train --modality ultrasound --data ../shared/data/busi --out reports/ultrasound
+    branet-train --modality ultrasound --data ../shared/data/{busi,breast_lesions_usg,bus_uclm} \\
+        --loso --ship models --out reports/ultrasound
+
+1. Deduplicate and group the images (`data.py`).
+2. Per site, stratified 5-fold cross-validation over the groups, with a recorded seed. Inside
+   each training split a stratified ~15 % is held back to fit the softmax temperature; the test
+   fold is only ever predicted, never used to choose anything.
+3. With `--loso` and several sites: train on all sites but one, test on that one, for each.
+4. With `--ship DIR`: train on every image of every site and write the weights (fp16
+   safetensors) and model card to DIR — only when the cross-validated ROC AUC beats the card
+   already there (or `--force`).
+
+Every fold's result is saved under `--work-dir`, and every epoch's checkpoint: an interrupted
+run started again with the same arguments picks up where it stopped.
+"""
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import platform
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from sklearn.model_selection import StratifiedGroupKFold
+
+from branet_classifier.classify import ClassifierCard
+from branet_classifier.data import DatasetSummary, Sample, load_samples
+from branet_classifier.evaluation import FoldResult, write_report
+from branet_classifier.training import ImageCache, TrainConfig, logits_of, pick_device, train
+from branet_shared.checksums import sha256_of_file
+from branet_shared.schemas import Label, Modality
+
+log = logging.getLogger(__name__)
+CALIBRATION_SPLITS = 7  # one of seven groups-stratified parts (~15 %) fits the temperature
+
+
+def _truth(samples: Sequence[Sample]) -> np.ndarray:
+    return np.array([int(s.label is Label.MALIGNANT) for s in samples])
+
+
+def group_folds(samples: Sequence[Sample], k: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    groups = [s.group for s in samples]
+    return [
+        (train.tolist(), test.tolist())
+        for train, test in splitter.split(np.zeros(len(samples)), _truth(samples), groups)
+    ]
+
+
+def split_calibration(samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
+    train_index, calibration_index = group_folds(samples, CALIBRATION_SPLITS, seed)[0]
+    return [samples[i] for i in train_index], [samples[i] for i in calibration_index]
+
+
+def run_fold(
+    name: str,
+    train_samples: Sequence[Sample],
+    test_samples: Sequence[Sample],
+    config: TrainConfig,
+    images: ImageCache,
+    work_dir: Path,
+) -> FoldResult:
+    folder = work_dir / name
+    saved = folder / "result.json"
+    if saved.exists():
+        data = json.loads(saved.read_text())
+        log.info("%s: already done, reusing %s", name, saved)
+        return FoldResult(
+            name,
+            np.array(data["truth"]),
+            np.array(data["probability"]),
+            np.array(data["uncalibrated"]),
+            data["temperature"],
+            data["ids"],
+        )
+    started = time.perf_counter()
+    fit, calibration = split_calibration(train_samples, config.seed)
+    model = train(fit, calibration, config, images, folder / "checkpoint.pt", describe=name)
+    logits = logits_of(model.network, test_samples, config, images)
+    result = FoldResult(
+        name,
+        _truth(test_samples),
+        torch.softmax(logits / model.temperature, 1)[:, 1].numpy().astype(float),
+        torch.softmax(logits, 1)[:, 1].numpy().astype(float),
+        model.temperature,
+        [f"{s.site}/{s.item.name}" for s in test_samples],
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    saved.write_text(
+        json.dumps(
+            {
+                "truth": result.truth.tolist(),
+                "probability": result.probability.tolist(),
+                "uncalibrated": result.uncalibrated.tolist(),
+                "temperature": result.temperature,
+                "ids": result.ids,
+                "train": len(fit),
+                "calibration": len(calibration),
+                "seconds": time.perf_counter() - started,
+                "history": model.history,
+            }
+        )
+    )
+    (folder / "checkpoint.pt").unlink(missing_ok=True)  # the result is what is kept
+    return result
+
+
+def cross_validate(
+    samples: Sequence[Sample],
+    k: int,
+    config: TrainConfig,
+    images: ImageCache,
+    work_dir: Path,
+    site: str,
+) -> tuple[list[FoldResult], dict[str, Any]]:
+    folds = []
+    assignment: dict[str, int] = {}
+    for index, (train_index, test_index) in enumerate(group_folds(samples, k, config.seed)):
+        test = [samples[i] for i in test_index]
+        assignment.update({f"{s.site}/{s.item.name}": index for s in test})
+        folds.append(
+            run_fold(
+                f"cv-{site}-fold{index + 1}",
+                [samples[i] for i in train_index],
+                test,
+                config,
+                images,
+                work_dir,
+            )
+        )
+    notes = {
+        "protocol": f"stratified {k}-fold over duplicate/patient groups, seed {config.seed}",
+        "images": len(samples),
+        "benign": int((_truth(samples) == 0).sum()),
+        "malignant": int((_truth(samples) == 1).sum()),
+        "fold_of_image": assignment,
+    }
+    return folds, notes
+
+
+def leave_one_site_out(
+    samples: Sequence[Sample], config: TrainConfig, images: ImageCache, work_dir: Path
+) -> tuple[list[FoldResult], dict[str, Any]]:
+    sites = sorted({s.site for s in samples})
+    folds = [
+        run_fold(
+            f"loso-test-{site}",
+            [s for s in samples if s.site != site],
+            [s for s in samples if s.site == site],
+            config,
+            images,
+            work_dir,
+        )
+        for site in sites
+    ]
+    return folds, {"protocol": "train on all sites but one, test on that one", "sites": sites}
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def ship(
+    modality: Modality,
+    samples: Sequence[Sample],
+    config: TrainConfig,
+    images: ImageCache,
+    dest: Path,
+    metrics: dict[str, float],
+    context: dict[str, Any],
+    version: str,
+    force: bool,
+) -> Path | None:
+    """Train on everything and write `<modality>.safetensors` + card, if it beats the old one."""
+    card_path = dest / f"{modality.value}.json"
+    key = "cv_roc_auc_mean"
+    if card_path.exists() and not force:
+        old = ClassifierCard.model_validate_json(card_path.read_text())
+        if old.metrics.get(key, 0.0) >= metrics.get(key, 0.0):
+            log.info(
+                "not shipping: %s %.3f does not beat %.3f",
+                key,
+                metrics.get(key, 0.0),
+                old.metrics[key],
+            )
+            return None
+    fit, calibration = split_calibration(samples, config.seed)
+    model = train(fit, calibration, config, images, None, describe="final")
+    dest.mkdir(parents=True, exist_ok=True)
+    weights = dest / f"{modality.value}.safetensors"
+    state = {
+        k: v.detach().half().contiguous()
+        for k, v in model.network.state_dict().items()
+        if v.is_floating_point()
+    }
+    save_file(state, weights)
+    card = ClassifierCard(
+        name=f"branet-resnet18-{modality.value}",
+        version=version,
+        modality=modality,
+        weights_file=weights.name,
+        weights_sha256=sha256_of_file(weights),
+        input_size=config.input_size,
+        temperature=model.temperature,
+        roi_margin=config.roi_margin,
+        metrics=metrics,
+        description=_describe(config, samples),
+        training={**asdict(config), **context},
+    )
+    card_path.write_text(card.model_dump_json(indent=2))
+    return card_path
+
+
+def _describe(config: TrainConfig, samples: Sequence[Sample]) -> str:
+    start = config.pretrained or "scratch (no ImageNet weights can be downloaded here)"
+    sites = ", ".join(sorted({s.site for s in samples}))
+    return (
+        f"ResNet18 trained from {start} on {len(samples)} deduplicated images of {sites}. "
+        "Research use only; not a diagnosis."
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="branet-train", description=__doc__.split("\n")[0])
+    parser.add_argument("--modality", required=True, choices=[m.value for m in Modality])
+    parser.add_argument(
+        "--data", type=Path, nargs="+", required=True, help="class folders, one per site"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="report folder")
+    parser.add_argument("--work-dir", type=Path, default=Path(".branet/train"))
+    parser.add_argument("--cv", type=int, default=5, help="folds per site (0: skip)")
+    parser.add_argument(
+        "--cv-sites", nargs="*", default=None, help="cross-validate only these sites (folder names)"
+    )
+    parser.add_argument("--loso", action="store_true", help="also leave one site out")
+    parser.add_argument("--ship", type=Path, default=None, help="write the final model here")
+    parser.add_argument("--force", action="store_true", help="ship even without improvement")
+    parser.add_argument("--version", default=dt.date.today().isoformat())
+    defaults = TrainConfig()
+    parser.add_argument("--size", type=int, default=defaults.input_size)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
+    parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument("--pretrained", default=None, help="ImageNet ResNet18 state dict")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    modality = Modality(args.modality)
+    config = TrainConfig(
+        input_size=args.size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        augment=not args.no_augment,
+        seed=args.seed,
+        device=args.device,
+        bf16=not args.no_bf16,
+        pretrained=args.pretrained,
+    )
+    fingerprint = hashlib.sha256(
+        json.dumps([asdict(config), sorted(str(d) for d in args.data)]).encode()
+    ).hexdigest()[:10]
+    work_dir = args.work_dir / f"{modality.value}-{fingerprint}"
+    samples, dedup = load_samples(args.data)
+    images = ImageCache()
+    context = {
+        "modality": modality.value,
+        "seed": config.seed,
+        "data": ", ".join(str(d) for d in args.data),
+        "code_commit": git_commit(),
+        "torch": torch.__version__,
+        "device": str(pick_device(config.device)),
+        "machine": platform.processor() or platform.machine(),
+        "config": asdict(config),
+        "deduplication": asdict(dedup) if not isinstance(dedup, DatasetSummary) else dedup.__dict__,
+    }
+    sections: dict[str, tuple[list[FoldResult], dict[str, Any]]] = {}
+    if args.cv:
+        for site in dict.fromkeys(s.site for s in samples):
+            if args.cv_sites is not None and site not in args.cv_sites:
+                continue
+            site_samples = [s for s in samples if s.site == site]
+            sections[f"cv-{site}"] = cross_validate(
+                site_samples, args.cv, config, images, work_dir, site
+            )
+    if args.loso and len({s.site for s in samples}) > 1:
+        sections["leave-one-site-out"] = leave_one_site_out(samples, config, images, work_dir)
+    report = write_report(
+        args.out, f"BraNet ResNet18, {modality.value}", sections, context, config.seed
+    )
+
+    metrics = headline_metrics(report)
+    print(json.dumps(metrics, indent=2))
+    if args.ship is not None:
+        shipped = ship(
+            modality,
+            samples,
+            replace(config),
+            images,
+            args.ship,
+            metrics,
+            {k: context[k] for k in ("data", "code_commit", "torch", "device", "seed")},
+            args.version,
+            args.force,
+        )
+        if shipped is not None:
+            print(f"shipped {shipped}")
+
+
+def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """What the card carries: the first site's CV means, and the leave-one-site-out mean AUC."""
+    metrics: dict[str, float] = {}
+    cv = [name for name in report["sections"] if name.startswith("cv-")]
+    if cv:
+        means = report["sections"][cv[0]]["mean_sd"]
+        for name in (
+            "benign_accuracy",
+            "malignant_accuracy",
+            "roc_auc",
+            "sensitivity",
+            "specificity",
+            "f1",
+            "ece",
+        ):
+            if name in means:
+                metrics[f"cv_{name}_mean"] = round(means[name]["mean"], 4)
+    loso = report["sections"].get("leave-one-site-out")
+    if loso:
+        metrics["loso_roc_auc_mean"] = round(loso["mean_sd"]["roc_auc"]["mean"], 4)
+    return metrics

@@ -1,0 +1,334 @@
+"""Training a ResNet18 benign/malignant classifier: augmentation, the loop, calibration.
+
+The input is the lesion's region of interest — the crop the segmenter (or a user's box) gives
+the service — with a random amount of context, and now and then the whole image, so the model
+serves both. Augmentation varies what differs between scanners and hospitals (gain, contrast,
+speckle, blur, scale) and blots out small patches, where calipers and text would be.
+"""
+
+import logging
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.v2 import functional as tvf
+from tqdm import tqdm
+
+from branet_classifier.classify import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_resnet18,
+    image_to_tensor,
+    normalise,
+)
+from branet_classifier.data import Sample
+from branet_shared.images import roi_crop, validate_image
+from branet_shared.schemas import Label
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    input_size: int = 128
+    epochs: int = 25
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.05
+    augment: bool = True
+    whole_image_rate: float = 0.15  # how often training sees the whole image, not the ROI
+    roi_margin: float = 0.25  # the context the service's ROI crop and evaluation use
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True  # autocast on CPUs that have bf16 matrix units
+    pretrained: str | None = None
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class ImageCache:
+    """Decoded, normalised images by path: each file is read once per process."""
+
+    def __init__(self) -> None:
+        self._images: dict[Path, Image.Image] = {}
+
+    def __call__(self, path: Path) -> Image.Image:
+        if path not in self._images:
+            self._images[path] = validate_image(path.read_bytes()).image.convert("L")
+        return self._images[path]
+
+
+def model_input(sample: Sample, image: Image.Image, margin: float) -> Image.Image:
+    """What the service classifies: the lesion crop when a box is known, else the image."""
+    return roi_crop(image, sample.lesion, margin) if sample.lesion else image
+
+
+def augment(pixels: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """Scanner-like variation on a 1×S×S image in [0, 1]."""
+    if rng.random() < 0.5:
+        pixels = tvf.horizontal_flip(pixels)
+    pixels = tvf.affine(
+        pixels,
+        angle=rng.uniform(-12, 12),
+        translate=[0, 0],
+        scale=rng.uniform(0.9, 1.1),
+        shear=[0.0, 0.0],
+    )
+    pixels = pixels.clamp(0, 1) ** rng.uniform(0.7, 1.4)  # gamma: the scanner's curve
+    pixels = pixels * rng.uniform(0.75, 1.25) + rng.uniform(-0.08, 0.08)  # gain and offset
+    if rng.random() < 0.5:  # multiplicative speckle
+        generator = torch.Generator().manual_seed(rng.randrange(2**31))
+        noise = torch.randn(pixels.shape, generator=generator) * rng.uniform(0.02, 0.15)
+        pixels = pixels * (1 + noise)
+    if rng.random() < 0.2:
+        pixels = tvf.gaussian_blur(pixels, kernel_size=[5, 5], sigma=[rng.uniform(0.3, 1.2)] * 2)
+    if rng.random() < 0.3:  # a blotted patch, where calipers or text would be
+        size = pixels.shape[-1]
+        h, w = rng.randint(size // 16, size // 5), rng.randint(size // 16, size // 5)
+        y, x = rng.randint(0, size - h), rng.randint(0, size - w)
+        pixels = pixels.clone()
+        pixels[:, y : y + h, x : x + w] = rng.random()
+    return pixels.clamp(0, 1)
+
+
+class LesionDataset(Dataset[tuple[torch.Tensor, int]]):
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        images: ImageCache,
+        config: TrainConfig,
+        train: bool,
+    ) -> None:
+        self.samples = list(samples)
+        self.images = images
+        self.config = config
+        self.train = train
+        self.rng = random.Random(config.seed)  # noqa: S311 - augmentation, not secrets
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def crop(self, index: int) -> Image.Image:
+        sample = self.samples[index]
+        image = self.images(sample.item.path)
+        if not self.train:
+            return model_input(sample, image, self.config.roi_margin)
+        if sample.lesion is None or self.rng.random() < self.config.whole_image_rate:
+            return image
+        return _random_context(image, sample, self.rng)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        pixels = image_to_tensor(self.crop(index), self.config.input_size)
+        if self.train and self.config.augment:
+            pixels = augment(pixels, self.rng)
+        label = 1 if self.samples[index].label is Label.MALIGNANT else 0
+        return normalise(pixels, IMAGENET_MEAN, IMAGENET_STD), label
+
+
+def _random_context(image: Image.Image, sample: Sample, rng: random.Random) -> Image.Image:
+    """The lesion box with 5 %–70 % context per side, unevenly, clipped to the image."""
+    box = sample.lesion
+    assert box is not None
+    w, h = box.x1 - box.x0, box.y1 - box.y0
+    left, right, top, bottom = (rng.uniform(0.05, 0.7) for _ in range(4))
+    return image.crop(
+        (
+            max(0, round(box.x0 - left * w)),
+            max(0, round(box.y0 - top * h)),
+            min(image.width, round(box.x1 + right * w)),
+            min(image.height, round(box.y1 + bottom * h)),
+        )
+    )
+
+
+def build_network(config: TrainConfig) -> torch.nn.Module:
+    network = build_resnet18()
+    if config.pretrained:
+        state = torch.load(config.pretrained, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, _ = network.load_state_dict(state, strict=False)
+        if set(missing) - {"fc.weight", "fc.bias"}:
+            raise ValueError(f"{config.pretrained} is not a ResNet18 state dict")
+    return network
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    network: torch.nn.Module
+    temperature: float
+    history: list[dict[str, float]]
+
+
+def _loader(dataset: LesionDataset, config: TrainConfig, shuffle: bool) -> DataLoader[Any]:
+    generator = torch.Generator().manual_seed(config.seed)
+    return DataLoader(
+        dataset, batch_size=config.batch_size, shuffle=shuffle, generator=generator, num_workers=0
+    )
+
+
+def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
+
+
+def train(
+    train_samples: Sequence[Sample],
+    calibration_samples: Sequence[Sample],
+    config: TrainConfig,
+    images: ImageCache,
+    checkpoint: Path | None = None,
+    describe: str = "",
+) -> TrainedModel:
+    """Train for `config.epochs` (no early stopping: nothing is chosen on held-out data), then
+    fit the softmax temperature on `calibration_samples`, which are part of the training split.
+
+    With `checkpoint`, the state is saved after every epoch and a run resumes from it.
+    """
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    network = build_network(config).to(device)
+    dataset = LesionDataset(train_samples, images, config, train=True)
+    loader = _loader(dataset, config, shuffle=True)
+    labels = np.array([s.label is Label.MALIGNANT for s in train_samples], dtype=int)
+    counts = np.bincount(labels, minlength=2).clip(min=1)
+    weights = torch.tensor(len(labels) / (2 * counts), dtype=torch.float32, device=device)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    steps = config.epochs * len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps, len(loader)))
+    history: list[dict[str, float]] = []
+    start = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        network.load_state_dict(state["network"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        dataset.rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        history, start = state["history"], state["epoch"]
+        log.info("resumed %s at epoch %d", checkpoint, start)
+
+    for epoch in range(start, config.epochs):
+        network.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        # A bar on a terminal; in logs (no TTY), just the per-epoch line below.
+        bar = tqdm(
+            loader, desc=f"{describe} epoch {epoch + 1}/{config.epochs}", leave=False, disable=None
+        )
+        for inputs, targets in bar:
+            inputs, targets = inputs.to(device), targets.to(device)
+            with _autocast(device, config):
+                logits = network(inputs)
+            loss = loss_fn(logits.float(), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += len(targets)
+            correct += int((logits.argmax(1) == targets).sum())
+            loss_sum += loss.item() * len(targets)
+            bar.set_postfix(loss=f"{loss_sum / total:.3f}")
+        history.append({"epoch": epoch + 1, "loss": loss_sum / total, "accuracy": correct / total})
+        tqdm.write(
+            f"{describe} epoch {epoch + 1}/{config.epochs}: "
+            f"loss {loss_sum / total:.4f}, train accuracy {correct / total:.3f}"
+        )
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, network, optimizer, scheduler, dataset, history, epoch + 1)
+
+    temperature = fit_temperature(network, calibration_samples, config, images)
+    return TrainedModel(network.eval(), temperature, history)
+
+
+def _warmup_cosine(steps: int, warmup: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _save_checkpoint(
+    path: Path,
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    dataset: LesionDataset,
+    history: list[dict[str, float]],
+    epoch: int,
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "network": network.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": dataset.rng.getstate(),
+            "torch_rng": torch.get_rng_state(),
+            "history": history,
+            "epoch": epoch,
+        },
+        partial,
+    )
+    partial.replace(path)
+
+
+def logits_of(
+    network: torch.nn.Module, samples: Sequence[Sample], config: TrainConfig, images: ImageCache
+) -> torch.Tensor:
+    """Logits for each sample's model input (the ROI crop with the service's margin)."""
+    device = next(network.parameters()).device
+    loader = _loader(LesionDataset(samples, images, config, train=False), config, shuffle=False)
+    network.eval()
+    outputs = []
+    with torch.inference_mode():
+        for inputs, _ in loader:
+            outputs.append(network(inputs.to(device)).float().cpu())
+    return torch.cat(outputs) if outputs else torch.empty(0, 2)
+
+
+def fit_temperature(
+    network: torch.nn.Module, samples: Sequence[Sample], config: TrainConfig, images: ImageCache
+) -> float:
+    """The softmax temperature minimising NLL on `samples` (Guo et al., 2017)."""
+    if not samples:
+        return 1.0
+    logits = logits_of(network, samples, config, images)
+    targets = torch.tensor([int(s.label is Label.MALIGNANT) for s in samples])
+    log_t = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), targets)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    optimizer.step(closure)  # type: ignore[no-untyped-call]
+    return float(log_t.exp().clamp(0.05, 20.0))
+
+
+def config_dict(config: TrainConfig) -> dict[str, Any]:
+    return asdict(config)
