@@ -115,6 +115,7 @@ class Prompt(Schema):
 class ModelRef(Schema):
     name: str
     version: str
+    sha256: str | None = Field(default=None, description="of the weights file")
 
 
 class ModelInfo(Schema):
@@ -152,6 +153,9 @@ class ClassifyResponse(Schema):
     confidence: Probability
     model: ModelRef
     inference_ms: float
+    heatmap_png: str | None = Field(
+        default=None, description="base64 PNG: Grad-CAM over the classified image, if asked"
+    )
 
 
 class Mask(Schema):
@@ -241,10 +245,23 @@ class Analysis(Schema):
     probabilities: Probabilities
     confidence: Probability
     roi: RegionOfInterest | None
+    heatmap: StoredBlob | None = Field(
+        default=None, description="Grad-CAM of the decision over the classified image"
+    )
     models: StageModels
     image: StoredImage
     timings: Timings
     created_at: datetime
+
+    def blob(self, kind: str) -> StoredBlob | None:
+        """The stored blob of `kind` (image, mask, roi, heatmap), if this analysis has one."""
+        if kind == "image":
+            return self.image
+        if kind == "heatmap":
+            return self.heatmap
+        if self.roi is None:
+            return None
+        return {"mask": self.roi.mask, "roi": self.roi.crop}.get(kind)
 
 
 class AnalysisPage(Schema):

@@ -3,6 +3,7 @@
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -45,3 +46,26 @@ def png_bomb(width: int = 20000, height: int = 20000) -> bytes:
         + png_chunk(b"IDAT", data)
         + png_chunk(b"IEND", b"")
     )
+
+
+def write_class_folders(root: Path, per_class: int = 6, size: tuple[int, int] = (96, 80)) -> Path:
+    """A tiny dataset in the layout of ../shared/data: `<class>/<name>.png` + `_mask.png`.
+
+    Benign lesions are small round dark ovals, malignant ones larger; each image differs.
+    """
+    width, height = size
+    for label_index, label in enumerate(("benign", "malignant")):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            rng = np.random.default_rng(1000 * label_index + index)
+            pixels = rng.normal(140, 25, size=(height, width)).clip(0, 255)
+            yy, xx = np.mgrid[0:height, 0:width]
+            cx, cy = rng.uniform(0.35, 0.65) * width, rng.uniform(0.35, 0.65) * height
+            radius = (0.1 + 0.08 * label_index) * width
+            inside = ((xx - cx) / radius) ** 2 + ((yy - cy) / (radius * 0.7)) ** 2 < 1
+            pixels[inside] = 30 + 40 * label_index
+            Image.fromarray(pixels.astype(np.uint8)).save(root / label / f"case{index:03}.png")
+            Image.fromarray(inside.astype(np.uint8) * 255).save(
+                root / label / f"case{index:03}_mask.png"
+            )
+    return root

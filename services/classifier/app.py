@@ -1,5 +1,6 @@
 """The classifier service's HTTP face: classify one image with the modality's ResNet18."""
 
+import base64
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from branet_shared.errors import (
     ModelUnavailable,
     problem_responses,
 )
-from branet_shared.images import MAX_IMAGE_BYTES, validate_image
+from branet_shared.images import MAX_IMAGE_BYTES, encode_png, validate_image
 from branet_shared.schemas import (
     CheckResult,
     ClassifyResponse,
@@ -84,13 +85,22 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         limiter: LimiterDep,
         file: Annotated[UploadFile, File(description="JPEG or PNG, whole image or ROI crop")],
         modality: Annotated[Modality, Form()],
+        explain: Annotated[bool, Form(description="add a Grad-CAM heatmap PNG")] = False,
     ) -> ClassifyResponse:
         model = registry.models.get(modality)
         if model is None:
             raise ModelUnavailable(f"no {modality.value} classifier: {registry.missing[modality]}")
         data = await file.read(MAX_IMAGE_BYTES + 1)
-        image = validate_image(data).image
-        return await anyio.to_thread.run_sync(model.classify, image, limiter=limiter)
+
+        def run() -> ClassifyResponse:
+            image = validate_image(data).image
+            if not explain:
+                return model.classify(image)
+            result, heatmap = model.explain(image)
+            encoded = base64.b64encode(encode_png(heatmap)).decode()
+            return result.model_copy(update={"heatmap_png": encoded})
+
+        return await anyio.to_thread.run_sync(run, limiter=limiter)
 
     @app.get("/v1/models")
     async def models(registry: RegistryDep) -> ModelsResponse:

@@ -79,6 +79,19 @@ def normalise(
     return normalised
 
 
+def heatmap_overlay(image: Image.Image, cam: torch.Tensor) -> Image.Image:
+    """`cam` (h×w in 0..1) upsampled to the image and blended in red over its grayscale."""
+    heat = Image.fromarray((cam.numpy() * 255).astype("uint8")).resize(
+        image.size, Image.Resampling.BILINEAR
+    )
+    gray = image.convert("L")
+    red = Image.merge(
+        "RGB", (Image.new("L", image.size, 255), *[Image.new("L", image.size, 0)] * 2)
+    )
+    alpha = heat.point(lambda value: int(value * 0.6))  # at most 60 % red where the heat is 1
+    return Image.composite(red, gray.convert("RGB"), alpha)
+
+
 def build_resnet18() -> torch.nn.Module:
     """torchvision's ResNet18 with a two-class head (benign, malignant)."""
     network: torch.nn.Module = torchvision.models.resnet18(weights=None, num_classes=len(CLASSES))
@@ -113,7 +126,9 @@ class ResNet18Classifier:
 
     @property
     def ref(self) -> ModelRef:
-        return ModelRef(name=self.card.name, version=self.card.version)
+        return ModelRef(
+            name=self.card.name, version=self.card.version, sha256=self.card.weights_sha256
+        )
 
     @property
     def info(self) -> ModelInfo:
@@ -158,6 +173,40 @@ class ResNet18Classifier:
         started = time.perf_counter()
         probabilities = self.predict(self.preprocess(image))
         return self.postprocess(probabilities, (time.perf_counter() - started) * 1000)
+
+    def explain(self, image: Image.Image) -> tuple[ClassifyResponse, Image.Image]:
+        """The classification and a Grad-CAM heatmap of it, overlaid on `image`.
+
+        Grad-CAM (Selvaraju et al., 2017): the last convolutional block's activations, weighted
+        by the mean gradient of the predicted class's logit, rectified and scaled to 0..1. Red
+        marks what drove the decision.
+        """
+        started = time.perf_counter()
+        batch = self.preprocess(image)
+        captured: dict[str, torch.Tensor] = {}
+        block: torch.nn.Module = self.network.layer4  # type: ignore[assignment]
+
+        def keep(_: torch.nn.Module, __: object, output: torch.Tensor) -> None:
+            output.retain_grad()
+            captured["activations"] = output
+
+        handle = block.register_forward_hook(keep)
+        try:
+            with torch.enable_grad():
+                logits: torch.Tensor = self.network(batch)
+                predicted = int(logits.argmax(1))
+                logits[0, predicted].backward()  # type: ignore[no-untyped-call]
+        finally:
+            handle.remove()
+            self.network.zero_grad(set_to_none=True)
+        activations = captured["activations"]
+        assert activations.grad is not None
+        weights = activations.grad.mean(dim=(2, 3), keepdim=True)
+        cam = torch.relu((weights * activations).sum(dim=1))[0].detach()
+        cam = cam / cam.max() if float(cam.max()) > 0 else cam
+        probabilities = torch.softmax(logits.detach() / self.card.temperature, dim=1)
+        result = self.postprocess(probabilities, (time.perf_counter() - started) * 1000)
+        return result, heatmap_overlay(image, cam)
 
 
 @dataclass

@@ -60,7 +60,12 @@ def group_folds(samples: Sequence[Sample], k: int, seed: int) -> list[tuple[list
 
 
 def split_calibration(samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
-    train_index, calibration_index = group_folds(samples, CALIBRATION_SPLITS, seed)[0]
+    """Hold back ~15 % of the training groups to fit the temperature (none if too few)."""
+    per_class = min(np.bincount(_truth(samples), minlength=2))
+    splits = min(CALIBRATION_SPLITS, len({s.group for s in samples}), per_class)
+    if splits < 2:
+        return list(samples), []
+    train_index, calibration_index = group_folds(samples, splits, seed)[0]
     return [samples[i] for i in train_index], [samples[i] for i in calibration_index]
 
 

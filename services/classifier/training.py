@@ -180,7 +180,13 @@ class TrainedModel:
 def _loader(dataset: LesionDataset, config: TrainConfig, shuffle: bool) -> DataLoader[Any]:
     generator = torch.Generator().manual_seed(config.seed)
     return DataLoader(
-        dataset, batch_size=config.batch_size, shuffle=shuffle, generator=generator, num_workers=0
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        num_workers=0,
+        # A last training batch of one image would break batch norm.
+        drop_last=shuffle and len(dataset) > config.batch_size,
     )
 
 
@@ -327,7 +333,7 @@ def fit_temperature(
         return loss
 
     optimizer.step(closure)  # type: ignore[no-untyped-call]
-    return float(log_t.exp().clamp(0.05, 20.0))
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class PendingBlob:
 class ModelOutcome:
     classification: ClassifyResponse
     segmentation: SegmentResponse | None
-    blobs: list[PendingBlob]  # the image; then mask and crop when a lesion was found
+    blobs: list[PendingBlob]  # the image; mask and crop if a lesion was found; heatmap if asked
     segment_ms: float | None
     classify_ms: float
 
@@ -82,13 +82,13 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def _decode_png(field: str | None) -> bytes:
+def _decode_png(field: str | None, service: str, what: str) -> bytes:
     if field is None:
-        raise ModelUnavailable("the segmenter answered without its mask or crop")
+        raise ModelUnavailable(f"the {service} answered without its {what}")
     try:
         return base64.b64decode(field, validate=True)
     except binascii.Error:
-        raise ModelUnavailable("the segmenter answered a malformed mask or crop") from None
+        raise ModelUnavailable(f"the {service} answered a malformed {what}") from None
 
 
 class AnalysisService:
@@ -118,12 +118,14 @@ class AnalysisService:
         modality: Modality,
         extract_roi: bool,
         prompt: Prompt,
+        explain: bool = False,
     ) -> Analysis:
         """A prompt implies ROI extraction; `extract_roi` alone asks for automatic mode."""
         started = time.perf_counter()
         upload = await anyio.to_thread.run_sync(self._validate, data, prompt)
         validate_ms = _ms_since(started)
-        outcome = await self._run_models(upload, modality, extract_roi or prompt.given, prompt)
+        segment = extract_roi or prompt.given
+        outcome = await self._run_models(upload, modality, segment, prompt, explain)
         return await self._store(owner, upload, modality, prompt, outcome, validate_ms, started)
 
     def _validate(self, data: bytes, prompt: Prompt) -> ValidatedImage:
@@ -134,7 +136,12 @@ class AnalysisService:
         return upload
 
     async def _run_models(
-        self, upload: ValidatedImage, modality: Modality, segment: bool, prompt: Prompt
+        self,
+        upload: ValidatedImage,
+        modality: Modality,
+        segment: bool,
+        prompt: Prompt,
+        explain: bool,
     ) -> ModelOutcome:
         """Segment (if asked), then classify the lesion crop if one was found, else the image."""
         blobs = [PendingBlob("image", upload.data, upload.content_type)]
@@ -144,10 +151,16 @@ class AnalysisService:
             segmentation = await self.segmenter.segment(upload.data, modality, prompt)
             segment_ms = _ms_since(started)
             if segmentation.lesion_found:
-                blobs.append(PendingBlob("mask", _decode_png(segmentation.mask_png), PNG))
-                blobs.append(PendingBlob("roi", _decode_png(segmentation.roi_png), PNG))
+                mask = _decode_png(segmentation.mask_png, "segmenter", "mask")
+                crop = _decode_png(segmentation.roi_png, "segmenter", "ROI crop")
+                blobs += [PendingBlob("mask", mask, PNG), PendingBlob("roi", crop, PNG)]
+        to_classify = blobs[-1].data  # the lesion crop when there is one, else the image
         started = time.perf_counter()
-        classification = await self.classifier.classify(blobs[-1].data, modality)
+        classification = await self.classifier.classify(to_classify, modality, explain)
+        if classification.heatmap_png is not None:
+            heatmap = _decode_png(classification.heatmap_png, "classifier", "heatmap")
+            blobs.append(PendingBlob("heatmap", heatmap, PNG))
+            classification = classification.model_copy(update={"heatmap_png": None})
         return ModelOutcome(classification, segmentation, blobs, segment_ms, _ms_since(started))
 
     async def _store(
@@ -167,7 +180,7 @@ class AnalysisService:
             for blob in outcome.blobs:
                 key = blob_key(owner, analysis_id, blob.kind)
                 await self.blobs.put(key, blob.data, blob.content_type)
-            stored = [blob.describe(analysis_id) for blob in outcome.blobs]
+            stored = {blob.kind: blob.describe(analysis_id) for blob in outcome.blobs}
             result = outcome.classification
             analysis = Analysis(
                 id=analysis_id,
@@ -176,13 +189,14 @@ class AnalysisService:
                 label=result.label,
                 probabilities=result.probabilities,
                 confidence=result.confidence,
-                roi=_region(outcome.segmentation, prompt, stored[1:]),
+                roi=_region(outcome.segmentation, prompt, stored),
+                heatmap=stored.get("heatmap"),
                 models=StageModels(
                     classifier=result.model,
                     segmenter=outcome.segmentation.model if outcome.segmentation else None,
                 ),
                 image=StoredImage(
-                    **stored[0].model_dump(),
+                    **stored["image"].model_dump(),
                     width=upload.width,
                     height=upload.height,
                     format=upload.format,
@@ -226,20 +240,15 @@ class AnalysisService:
     async def open_blob(self, owner: str, analysis_id: str, kind: BlobKind) -> BlobStream:
         """The bytes of one blob of the caller's analysis; `NotFound` if it has none."""
         analysis = await self.results.get(owner, analysis_id)
-        if kind == "image":
-            content_type = analysis.image.content_type
-        else:
-            roi = analysis.roi
-            blob = None if roi is None else (roi.mask if kind == "mask" else roi.crop)
-            if blob is None:
-                raise NotFound(f"this analysis has no {kind}")
-            content_type = blob.content_type
+        blob = analysis.blob(kind)
+        if blob is None:
+            raise NotFound(f"this analysis has no {kind}")
         chunks = self.blobs.stream(blob_key(owner, analysis_id, kind))
-        return BlobStream(content_type=content_type, chunks=chunks)
+        return BlobStream(content_type=blob.content_type, chunks=chunks)
 
 
 def _region(
-    segmentation: SegmentResponse | None, prompt: Prompt, blobs: list[StoredBlob]
+    segmentation: SegmentResponse | None, prompt: Prompt, blobs: dict[BlobKind, StoredBlob]
 ) -> RegionOfInterest | None:
     if segmentation is None:
         return None
@@ -252,6 +261,6 @@ def _region(
         bbox=segmentation.bbox,
         area=segmentation.area,
         score=segmentation.score,
-        mask=blobs[0],
-        crop=blobs[1],
+        mask=blobs["mask"],
+        crop=blobs["roi"],
     )

@@ -3,7 +3,7 @@
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Annotated, TypedDict
+from typing import Annotated, TypedDict, get_args
 
 import httpx
 from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
@@ -137,10 +137,13 @@ def _add_analysis_routes(app: FastAPI) -> None:
             str | None,
             Form(description="x,y,label;... points on (1) or off (0) the lesion; implies ROI"),
         ] = None,
+        explain: Annotated[
+            bool, Form(description="store a Grad-CAM heatmap of the decision (`/heatmap`)")
+        ] = False,
     ) -> Analysis:
         prompt = parse_prompt(box, points)
         data = await file.read(analyses.max_image_bytes + 1)
-        analysis = await analyses.create(user.id, data, modality, extract_roi, prompt)
+        analysis = await analyses.create(user.id, data, modality, extract_roi, prompt, explain)
         response.headers["Location"] = f"/v1/analyses/{analysis.id}"
         return analysis
 
@@ -168,7 +171,7 @@ def _add_analysis_routes(app: FastAPI) -> None:
     async def delete_analysis(user: CurrentUser, analyses: Analyses, analysis_id: str) -> None:
         await analyses.delete(user.id, analysis_id)
 
-    for kind in ("image", "mask", "roi"):
+    for kind in get_args(BlobKind):
         _add_blob_route(app, kind)
 
 

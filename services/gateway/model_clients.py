@@ -124,10 +124,9 @@ class ModelServiceClient:
 
 
 class ClassifierClient(ModelServiceClient):
-    async def classify(self, image: bytes, modality: Modality) -> ClassifyResponse:
-        return await self._post_image(
-            "/v1/classify", image, {"modality": modality.value}, ClassifyResponse
-        )
+    async def classify(self, image: bytes, modality: Modality, explain: bool) -> ClassifyResponse:
+        fields = {"modality": modality.value, "explain": str(explain).lower()}
+        return await self._post_image("/v1/classify", image, fields, ClassifyResponse)
 
 
 class SegmenterClient(ModelServiceClient):

@@ -237,7 +237,11 @@ class LesionSegmenter:
 
     @property
     def ref(self) -> ModelRef:
-        return ModelRef(name=f"sam_{self.model_type}", version=self.checkpoint_sha256[:12])
+        return ModelRef(
+            name=f"sam_{self.model_type}",
+            version=self.checkpoint_sha256[:12],
+            sha256=self.checkpoint_sha256,
+        )
 
     def _predictor(self, rgb: RGBImage, image_sha256: str) -> SamPredictor:
         """A predictor with the image's embedding, from the cache when it is there."""

@@ -18,7 +18,7 @@ from typing import Literal
 from branet_shared.errors import InvalidParameter, NotFound
 from branet_shared.schemas import Analysis
 
-BlobKind = Literal["image", "mask", "roi"]
+BlobKind = Literal["image", "mask", "roi", "heatmap"]
 
 
 class BlobNotFound(NotFound):

@@ -66,3 +66,15 @@ def test_registry_says_why_a_modality_is_missing(tmp_path: Path) -> None:
 
     assert set(registry.models) == {Modality.ULTRASOUND}
     assert "mammography.json" in registry.missing[Modality.MAMMOGRAPHY]
+
+
+def test_heatmap_has_the_size_of_the_classified_image(model_dir: Path) -> None:
+    model = ResNet18Classifier.load(model_dir / "ultrasound.json")
+    image = Image.fromarray(lesion_array(120, 70))
+
+    result, heatmap = model.explain(image)
+
+    assert heatmap.size == (120, 70)
+    assert heatmap.mode == "RGB"
+    assert result.probabilities.benign + result.probabilities.malignant == pytest.approx(1.0)
+    assert result.probabilities == model.classify(image).probabilities

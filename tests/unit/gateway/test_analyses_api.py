@@ -1,5 +1,6 @@
 """The public /v1/analyses API against the real classifier, in-process."""
 
+import io
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,9 @@ async def test_analysis_is_created_with_a_real_classification(
     assert analysis["label"] == max(probs, key=probs.__getitem__)
     assert analysis["modality"] == "ultrasound"
     assert analysis["roi"] is None
-    assert analysis["models"]["classifier"] == {
-        "name": "test-resnet18-ultrasound",
-        "version": "0.0.0",
-    }
+    classifier = analysis["models"]["classifier"]
+    assert (classifier["name"], classifier["version"]) == ("test-resnet18-ultrasound", "0.0.0")
+    assert len(classifier["sha256"]) == 64
     assert analysis["image"]["width"] == 96
     assert analysis["image"]["height"] == 80
     assert analysis["created_at"]
@@ -259,3 +259,23 @@ async def test_responses_carry_a_request_id(gateway: Gateway) -> None:
 
     assert response.headers["x-request-id"] == "abc-123"
     assert response.json()["request_id"] == "abc-123"
+
+
+async def test_explain_stores_a_heatmap_of_the_decision(gateway: Gateway, png_bytes: bytes) -> None:
+    response = await gateway.analyse(png_bytes, explain="true")
+
+    assert response.status_code == 201
+    analysis = response.json()
+    heatmap = await gateway.client.get(analysis["heatmap"]["url"])
+    assert heatmap.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(heatmap.content)).size == (96, 80)
+    assert len(gateway.stored_files()) == 2
+    assert analysis["models"]["classifier"]["sha256"]
+
+
+async def test_without_explain_there_is_no_heatmap(gateway: Gateway, png_bytes: bytes) -> None:
+    analysis = (await gateway.analyse(png_bytes)).json()
+
+    assert analysis["heatmap"] is None
+    response = await gateway.client.get(f"/v1/analyses/{analysis['id']}/heatmap")
+    assert response.status_code == 404

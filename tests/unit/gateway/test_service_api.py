@@ -91,7 +91,7 @@ async def test_openapi_documents_the_public_api(gateway: Gateway) -> None:
     paths = spec["paths"]
     assert {"post", "get"} <= set(paths["/v1/analyses"])
     assert {"get", "delete"} <= set(paths["/v1/analyses/{analysis_id}"])
-    for kind in ("image", "mask", "roi"):
+    for kind in ("image", "mask", "roi", "heatmap"):
         assert f"/v1/analyses/{{analysis_id}}/{kind}" in paths
     assert (
         "application/problem+json" in paths["/v1/analyses"]["post"]["responses"]["415"]["content"]

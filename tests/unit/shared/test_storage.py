@@ -2,6 +2,7 @@
 
 import asyncio
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -12,7 +13,7 @@ from branet_shared.storage.local import LocalBlobStore
 from branet_shared.storage.sqlite import SQLiteResultStore
 from tests.unit.shared.conftest import make_analysis
 
-BLOB_KINDS: tuple[BlobKind, ...] = ("image", "mask", "roi")
+BLOB_KINDS: tuple[BlobKind, ...] = get_args(BlobKind)
 
 
 async def read_all(store: LocalBlobStore, key: str) -> bytes:
@@ -42,7 +43,7 @@ async def test_delete_prefix_removes_one_analysis_only(tmp_path: Path) -> None:
 
     removed = await store.delete_prefix(analysis_prefix("alice", "1" * 32))
 
-    assert removed == 3
+    assert removed == len(BLOB_KINDS)
     assert await read_all(store, blob_key("alice", "2" * 32, "roi")) == b"x"
     assert await store.delete_prefix(analysis_prefix("alice", "1" * 32)) == 0
 

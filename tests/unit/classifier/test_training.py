@@ -1,0 +1,198 @@
+"""Training and evaluation pipeline on a generated dataset: it must run end to end, and serve
+exactly what it trained on."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from branet_classifier.classify import ResNet18Classifier
+from branet_classifier.data import load_samples
+from branet_classifier.evaluation import binary_metrics, expected_calibration_error
+from branet_classifier.evaluation import main as evaluate_main
+from branet_classifier.pipeline import main as train_main
+from branet_classifier.training import ImageCache, LesionDataset, TrainConfig, model_input
+from tests.images import write_class_folders
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_class_folders(tmp_path_factory.mktemp("data") / "site_a")
+
+
+@pytest.fixture(scope="module")
+def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One epoch, two folds, shipped: the whole `branet-train` command."""
+    out = tmp_path_factory.mktemp("run")
+    train_main(
+        [
+            "--modality",
+            "ultrasound",
+            "--data",
+            str(dataset),
+            "--out",
+            str(out / "report"),
+            "--work-dir",
+            str(out / "work"),
+            "--cv",
+            "2",
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+            "--batch-size",
+            "4",
+            "--ship",
+            str(out / "models"),
+            "--version",
+            "0.0.1-test",
+        ]
+    )
+    return out
+
+
+def test_training_writes_the_report_and_a_loadable_model(trained: Path) -> None:
+    report = json.loads((trained / "report" / "report.json").read_text())
+    section = report["sections"]["cv-site_a"]
+    for metric in (
+        "benign_accuracy",
+        "malignant_accuracy",
+        "sensitivity",
+        "specificity",
+        "precision",
+        "f1",
+        "roc_auc",
+        "ece",
+    ):
+        assert metric in section["folds"][0]
+        assert metric in section["pooled"]
+    assert len(section["folds"]) == 2
+    assert report["seed"] == 0
+    assert set(section["fold_of_image"].values()) == {0, 1}
+    for figure in ("confusion_matrix.png", "roc.png"):
+        assert Image.open(trained / "report" / "cv-site_a" / figure).size[0] > 100
+    assert "mean ± sd" in (trained / "report" / "report.md").read_text()
+
+    model = ResNet18Classifier.load(trained / "models" / "ultrasound.json")
+    assert model.card.version == "0.0.1-test"
+    assert model.card.training["seed"] == 0
+    assert "cv_roc_auc_mean" in model.card.metrics
+    result = model.classify(Image.new("L", (50, 40), 90))
+    assert result.probabilities.benign + result.probabilities.malignant == pytest.approx(1.0)
+
+
+def test_evaluate_a_saved_model_on_any_class_folders(
+    trained: Path, dataset: Path, tmp_path: Path
+) -> None:
+    evaluate_main(
+        [
+            "--model",
+            str(trained / "models" / "ultrasound.json"),
+            "--data",
+            str(dataset),
+            "--out",
+            str(tmp_path / "eval"),
+        ]
+    )
+
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["sections"]["all images"]["pooled"]["n"] == 12
+
+
+def test_shipping_again_without_improvement_keeps_the_old_model(
+    trained: Path, dataset: Path
+) -> None:
+    card = trained / "models" / "ultrasound.json"
+    before = card.read_text()
+    train_main(
+        [
+            "--modality",
+            "ultrasound",
+            "--data",
+            str(dataset),
+            "--out",
+            str(trained / "r2"),
+            "--work-dir",
+            str(trained / "work"),
+            "--cv",
+            "2",
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+            "--batch-size",
+            "4",
+            "--ship",
+            str(trained / "models"),
+            "--version",
+            "0.0.2-test",
+        ]
+    )
+
+    assert card.read_text() == before
+
+
+def test_training_and_serving_preprocess_identically(trained: Path, dataset: Path) -> None:
+    model = ResNet18Classifier.load(trained / "models" / "ultrasound.json")
+    samples, _ = load_samples([dataset])
+    config = TrainConfig(input_size=model.card.input_size, roi_margin=model.card.roi_margin)
+    images = ImageCache()
+    evaluation = LesionDataset(samples, images, config, train=False)
+
+    for index in (0, len(samples) - 1):
+        trained_on, _ = evaluation[index]
+        crop = model_input(samples[index], images(samples[index].item.path), config.roi_margin)
+        served = model.preprocess(crop)[0]
+        assert torch.equal(trained_on, served)
+
+
+def test_duplicates_are_dropped_and_conflicts_removed(dataset: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "site_b"
+    shutil.copytree(dataset, copy)
+    # An exact copy under the same label, and one filed under the other label.
+    shutil.copy(copy / "benign" / "case000.png", copy / "benign" / "case100.png")
+    shutil.copy(copy / "benign" / "case001.png", copy / "malignant" / "case101.png")
+
+    samples, summary = load_samples([copy])
+
+    names = {s.item.name for s in samples}
+    assert len(summary.exact_copies_dropped) == 1
+    assert {"case001", "case101"}.isdisjoint(names) or len(summary.conflicting_dropped) >= 2
+    assert all(s.lesion is not None for s in samples)
+
+
+def test_patients_are_one_group(tmp_path: Path) -> None:
+    root = write_class_folders(tmp_path / "bus_uclm", per_class=3)
+    for label in ("benign", "malignant"):
+        for index, path in enumerate(sorted((root / label).glob("case00?.png"))):
+            path.rename(root / label / f"PAT{label[0]}_{index:03}.png")
+            (root / label / f"{path.stem}_mask.png").rename(
+                root / label / f"PAT{label[0]}_{index:03}_mask.png"
+            )
+
+    samples, _ = load_samples([root])
+
+    assert len({s.group for s in samples if s.label.value == "benign"}) == 1
+
+
+def test_metrics_of_a_known_confusion() -> None:
+    truth = np.array([0, 0, 0, 0, 1, 1])
+    probability = np.array([0.1, 0.2, 0.6, 0.3, 0.9, 0.4])
+
+    metrics = binary_metrics(truth, probability)
+
+    assert metrics["confusion_matrix"] == [[3, 1], [1, 1]]
+    assert metrics["benign_accuracy"] == pytest.approx(0.75)
+    assert metrics["malignant_accuracy"] == pytest.approx(0.5)
+    assert metrics["precision"] == pytest.approx(0.5)
+    assert metrics["roc_auc"] == pytest.approx(7 / 8)
+
+
+def test_calibration_error_is_zero_when_confidence_matches_accuracy() -> None:
+    truth = np.array([1] * 8 + [0] * 2)
+    assert expected_calibration_error(truth, np.full(10, 0.8)) == pytest.approx(0.0)
+    assert expected_calibration_error(truth, np.full(10, 0.99)) == pytest.approx(0.19)
