@@ -70,6 +70,14 @@ class StoreUnavailable(BraNetError):
     status, code, title = 503, "store_unavailable", "Storage unavailable"
 
 
+class RateLimited(BraNetError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class Overloaded(BraNetError):
+    status, code, title = 503, "overloaded", "At capacity"
+
+
 # What a route that takes an image upload and runs a model can answer.
 IMAGE_UPLOAD_ERRORS: tuple[type[BraNetError], ...] = (
     UnsupportedMediaType,
@@ -92,6 +100,8 @@ ERRORS_BY_CODE: dict[str, type[BraNetError]] = {
         MethodNotAllowed,
         ModelUnavailable,
         StoreUnavailable,
+        RateLimited,
+        Overloaded,
     )
 }
 

@@ -9,6 +9,7 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from branet_shared.errors import PayloadTooLarge, install_error_handlers, problem_response
@@ -56,6 +57,49 @@ class BodySizeLimitMiddleware:
         return PayloadTooLarge(f"request bodies may be at most {self.max_bytes} bytes")
 
 
+class SecurityHeadersMiddleware:
+    """Headers every response gets, errors included. Answers hold medical data: not cached."""
+
+    API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+    # The offline Swagger UI: its own files plus FastAPI's inline bootstrap script.
+    DOCS_POLICY = (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+    )
+    COMMON = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"cross-origin-resource-policy", b"same-origin"),
+        (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    )
+
+    def __init__(self, app: ASGIApp, docs_paths: tuple[str, ...] = ("/docs", "/static-")) -> None:
+        self.app = app
+        self.docs_paths = docs_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_docs = scope["path"].startswith(self.docs_paths)
+        policy = self.DOCS_POLICY if is_docs else self.API_POLICY
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.COMMON:
+                    headers.append(name.decode(), value.decode())
+                headers["content-security-policy"] = policy
+                if not is_docs and "cache-control" not in headers:
+                    headers["cache-control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_service_app(
     *, title: str, version: str, description: str, lifespan: Lifespan, max_body_bytes: int
 ) -> FastAPI:
@@ -69,6 +113,7 @@ def create_service_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(
         CorrelationIdMiddleware,
         header_name=REQUEST_ID_HEADER,
@@ -92,8 +137,15 @@ def _is_safe_request_id(value: str) -> bool:
 
 
 def run_service(
-    app_factory: Callable[[], FastAPI], *, service: str, host: str, port: int, log_level: str
+    app_factory: Callable[[], FastAPI],
+    *,
+    service: str,
+    host: str,
+    port: int,
+    log_level: str,
+    trusted_proxies: str = "127.0.0.1",
 ) -> None:
+    """`trusted_proxies`: whose X-Forwarded-For names the client (Cloud Run's front end: *)."""
     configure_logging(service, log_level)
     uvicorn.run(
         app_factory(),
@@ -101,5 +153,6 @@ def run_service(
         port=port,
         log_config=None,
         proxy_headers=True,
+        forwarded_allow_ips=trusted_proxies,
         timeout_graceful_shutdown=20,  # Cloud Run gives 10 s after SIGTERM; locally, be patient
     )

@@ -2,10 +2,12 @@
 twin or a same-patient sibling across a train/test split, with the lesion's box where the data
 gives it.
 
-- Near-duplicates are found with a perceptual hash (pHash, 64 bits): images within
-  `NEAR_DUPLICATE_BITS` are one group; exact copies (distance 0) are kept once; a group whose
-  members carry different labels (BUSI files some images as both) is dropped as label noise.
-- Patients: BUS-UCLM names them in the file name (`<PATIENT>_<NNN>`); their images are one group.
+- Near-duplicates are found with a perceptual hash (pHash, 64 bits). Images within
+  `NEAR_DUPLICATE_BITS` of each other are one group, which never straddles a split. Copies
+  (within `COPY_BITS`) are kept once; a copy filed under the other class too (BUSI has such) is
+  label noise, and both are dropped.
+- Patients: BUS-UCLM names them in the file name (`<PATIENT>_<NNN>`); mini-MIAS numbers the
+  two breasts of a woman consecutively (mdb001/mdb002). A patient's images are one group.
 - Lesion boxes: from `<name>_mask.png` (ultrasound sets), or from the circle in mini-MIAS's
   `labels.csv` (whose y axis starts at the bottom).
 """
@@ -25,6 +27,7 @@ from branet_shared.schemas import BoundingBox, Label
 
 log = logging.getLogger(__name__)
 NEAR_DUPLICATE_BITS = 8
+COPY_BITS = 2
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,11 @@ def mias_boxes(root: Path) -> dict[str, BoundingBox]:
 
 
 def patient_of(item: LabelledImage) -> str | None:
-    # BUS-UCLM: `<PATIENT>_<NNN>`; the other sets name one image per case.
+    """The patient, where the file name says it; the other sets have one image per case."""
     if item.site == "bus_uclm" and "_" in item.name:
         return item.name.rsplit("_", 1)[0]
+    if item.site == "mini_mias" and item.name[3:].isdigit():
+        return str((int(item.name[3:]) + 1) // 2)
     return None
 
 
@@ -116,11 +121,15 @@ def load_samples(roots: list[Path]) -> tuple[list[Sample], DatasetSummary]:
 
     groups = _Groups(len(items))
     dropped: set[int] = set()
+    conflicting: set[int] = set()
     for a, b in zip(*np.nonzero(np.triu(distances <= NEAR_DUPLICATE_BITS, k=1)), strict=True):
         groups.join(int(a), int(b))
-        if distances[a, b] == 0 and items[a].label == items[b].label:
+        if distances[a, b] > COPY_BITS:
+            continue
+        if items[a].label != items[b].label:
+            conflicting |= {int(a), int(b)}
+        elif int(a) not in dropped:
             dropped.add(int(b))
-            summary.exact_copies_dropped.append(f"{items[b].site}/{items[b].name}")
     by_patient: dict[str, int] = {}
     for index, item in enumerate(items):
         patient = patient_of(item)
@@ -132,12 +141,12 @@ def load_samples(roots: list[Path]) -> tuple[list[Sample], DatasetSummary]:
         members[groups.find(index)].append(index)
     mias = {root.name: mias_boxes(root) for root in roots}
     samples = []
+    summary.conflicting_dropped = [f"{items[i].site}/{items[i].name}" for i in sorted(conflicting)]
+    dropped -= conflicting
+    summary.exact_copies_dropped = [f"{items[i].site}/{items[i].name}" for i in sorted(dropped)]
     for root_index, indices in members.items():
-        if len({items[i].label for i in indices}) > 1:
-            summary.conflicting_dropped += [f"{items[i].site}/{items[i].name}" for i in indices]
-            continue
         for index in indices:
-            if index in dropped:
+            if index in dropped or index in conflicting:
                 continue
             item = items[index]
             lesion = mask_box(item.mask) if item.mask else mias[item.site].get(item.name)

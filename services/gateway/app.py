@@ -7,16 +7,21 @@ from typing import Annotated, TypedDict, get_args
 
 import httpx
 from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from branet_gateway.admission import AdmissionControl
 from branet_gateway.analyses import AnalysisService
-from branet_gateway.auth import CurrentUser
+from branet_gateway.auth import CurrentUser, FirebaseTokenVerifier
 from branet_gateway.model_clients import ClassifierClient, SegmenterClient
 from branet_gateway.settings import GatewaySettings
 from branet_shared.errors import (
     IMAGE_UPLOAD_ERRORS,
     InvalidParameter,
     NotFound,
+    Overloaded,
+    RateLimited,
+    Unauthenticated,
     problem_responses,
 )
 from branet_shared.images import parse_prompt
@@ -42,6 +47,8 @@ log = logging.getLogger(__name__)
 class State(TypedDict):
     settings: GatewaySettings
     analyses: AnalysisService
+    admission: AdmissionControl
+    verifier: FirebaseTokenVerifier | None
 
 
 def get_analyses(request: Request) -> AnalysisService:
@@ -49,7 +56,15 @@ def get_analyses(request: Request) -> AnalysisService:
     return analyses
 
 
+def get_admission(request: Request) -> AdmissionControl:
+    admission: AdmissionControl = request.state.admission
+    return admission
+
+
 Analyses = Annotated[AnalysisService, Depends(get_analyses)]
+Admission = Annotated[AdmissionControl, Depends(get_admission)]
+# Every route that reads the caller's data answers these besides its own.
+AUTH_ERRORS = (Unauthenticated, NotFound)
 
 
 async def open_stores(settings: GatewaySettings) -> tuple[BlobStore, ResultStore]:
@@ -93,8 +108,28 @@ def create_app(
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
         )
+        verifier = None
+        if settings.auth_mode == "firebase":
+            verifier = FirebaseTokenVerifier(
+                http,
+                settings.firebase_project_id,
+                settings.firebase_certificates_url,
+                settings.clock_skew_s,
+            )
+        else:
+            log.warning("AUTH_MODE=none: every request is user %r", settings.local_user)
+        admission = AdmissionControl(
+            settings.rate_limit_per_user,
+            settings.rate_limit_per_ip,
+            settings.max_in_flight_analyses,
+        )
         try:
-            yield {"settings": settings, "analyses": analyses}
+            yield {
+                "settings": settings,
+                "analyses": analyses,
+                "admission": admission,
+                "verifier": verifier,
+            }
         finally:
             await http.aclose()
             await results.close()
@@ -110,6 +145,15 @@ def create_app(
         lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
     )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["Location", "Retry-After", "X-Request-ID"],
+            max_age=600,
+        )
     _add_analysis_routes(app)
     _add_service_routes(app)
     return app
@@ -119,12 +163,14 @@ def _add_analysis_routes(app: FastAPI) -> None:
     @app.post(
         "/v1/analyses",
         status_code=201,
-        responses=problem_responses(*IMAGE_UPLOAD_ERRORS),
+        responses=problem_responses(*IMAGE_UPLOAD_ERRORS, Unauthenticated, RateLimited, Overloaded),
         tags=["analyses"],
     )
     async def create_analysis(
+        request: Request,
         user: CurrentUser,
         analyses: Analyses,
+        admission: Admission,
         response: Response,
         file: Annotated[UploadFile, File(description="JPEG or PNG, at most 10 MB")],
         modality: Annotated[Modality, Form()],
@@ -141,13 +187,19 @@ def _add_analysis_routes(app: FastAPI) -> None:
             bool, Form(description="store a Grad-CAM heatmap of the decision (`/heatmap`)")
         ] = False,
     ) -> Analysis:
+        admission.check_rate(user.id, request.client.host if request.client else "unknown")
         prompt = parse_prompt(box, points)
-        data = await file.read(analyses.max_image_bytes + 1)
-        analysis = await analyses.create(user.id, data, modality, extract_roi, prompt, explain)
+        async with admission.slot():
+            data = await file.read(analyses.max_image_bytes + 1)
+            analysis = await analyses.create(user.id, data, modality, extract_roi, prompt, explain)
         response.headers["Location"] = f"/v1/analyses/{analysis.id}"
         return analysis
 
-    @app.get("/v1/analyses", tags=["analyses"], responses=problem_responses(InvalidParameter))
+    @app.get(
+        "/v1/analyses",
+        tags=["analyses"],
+        responses=problem_responses(InvalidParameter, Unauthenticated),
+    )
     async def list_analyses(
         user: CurrentUser,
         analyses: Analyses,
@@ -158,7 +210,11 @@ def _add_analysis_routes(app: FastAPI) -> None:
         next_cursor = page.next_cursor.encode() if page.next_cursor else None
         return AnalysisPage(items=page.items, next_cursor=next_cursor)
 
-    @app.get("/v1/analyses/{analysis_id}", tags=["analyses"], responses=problem_responses(NotFound))
+    @app.get(
+        "/v1/analyses/{analysis_id}",
+        tags=["analyses"],
+        responses=problem_responses(*AUTH_ERRORS),
+    )
     async def get_analysis(user: CurrentUser, analyses: Analyses, analysis_id: str) -> Analysis:
         return await analyses.get(user.id, analysis_id)
 
@@ -166,7 +222,7 @@ def _add_analysis_routes(app: FastAPI) -> None:
         "/v1/analyses/{analysis_id}",
         status_code=204,
         tags=["analyses"],
-        responses=problem_responses(NotFound),
+        responses=problem_responses(*AUTH_ERRORS),
     )
     async def delete_analysis(user: CurrentUser, analyses: Analyses, analysis_id: str) -> None:
         await analyses.delete(user.id, analysis_id)
@@ -200,7 +256,7 @@ def _add_blob_route(app: FastAPI, kind: BlobKind) -> None:
         response_class=StreamingResponse,
         responses={
             200: {"content": {"image/png": {}, "image/jpeg": {}}},
-            **problem_responses(NotFound),
+            **problem_responses(*AUTH_ERRORS),
         },
     )(get_blob)
 
@@ -247,4 +303,5 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        trusted_proxies=settings.trusted_proxies,
     )

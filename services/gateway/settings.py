@@ -1,7 +1,7 @@
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from branet_shared.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
@@ -25,11 +25,46 @@ class GatewaySettings(BaseSettings):
     model_retries: int = Field(2, ge=0, le=5, description="retries of a refused connection")
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
-    auth_mode: Literal["none"] = Field(
-        "none", description="none: every request is `local_user` (embedded default)"
+    auth_mode: Literal["none", "firebase"] = Field(
+        "none", description="none: every request is `local_user`; firebase: ID tokens"
     )
     local_user: str = "local"
+    allow_insecure_no_auth: bool = Field(
+        False, description="allow auth_mode=none on a non-loopback address (never in production)"
+    )
+    firebase_project_id: str = ""
+    firebase_certificates_url: str = (
+        "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+    )
+    clock_skew_s: float = Field(60.0, ge=0, le=300)
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed by CORS; empty: CORS off"
+    )
+    rate_limit_per_user: str = Field("30/minute", description="analysis creations per user")
+    rate_limit_per_ip: str = Field("60/minute", description="analysis creations per client IP")
+    max_in_flight_analyses: int = Field(
+        8, ge=1, description="analyses running at once per instance; more are shed with 503"
+    )
+    trusted_proxies: str = Field(
+        "127.0.0.1", description="proxies whose X-Forwarded-For is believed (Cloud Run: *)"
+    )
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _auth_is_safe(self) -> Self:
+        if self.auth_mode == "firebase" and not self.firebase_project_id:
+            raise ValueError("GATEWAY_FIREBASE_PROJECT_ID is required with auth_mode=firebase")
+        if self.auth_mode == "none" and not self.on_loopback and not self.allow_insecure_no_auth:
+            raise ValueError(
+                f"auth_mode=none on {self.host} would serve every caller as one user: bind to "
+                "127.0.0.1, use GATEWAY_AUTH_MODE=firebase, or set "
+                "GATEWAY_ALLOW_INSECURE_NO_AUTH=true for a closed network"
+            )
+        return self
+
+    @property
+    def on_loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "::1", "localhost")
 
     @property
     def max_body_bytes(self) -> int:

@@ -58,21 +58,26 @@ async def make_gateway(
         models: Path = model_dir,
         data_dir: Path | None = None,
         sam_checkpoint: Path | None = None,
+        **settings: object,
     ) -> Gateway:
-        """The stack with the given classifier models and, if any, a toy SAM checkpoint."""
+        """The stack with the given classifier models and, if any, a toy SAM checkpoint;
+        `settings` override the gateway's."""
         classifier = await serve(create_classifier_app(ClassifierSettings(model_dir=models)))
         sam = SegmenterSettings(model_type="toy", checkpoint=sam_checkpoint)
         segmenter = await serve(create_segmenter_app(sam))
-        settings = GatewaySettings(
-            data_dir=data_dir or tmp_path / "data",
-            classifier_url="http://classifier",
-            segmenter_url="http://segmenter",
+        gateway_settings = GatewaySettings.model_validate(
+            {
+                "data_dir": data_dir or tmp_path / "data",
+                "classifier_url": "http://classifier",
+                "segmenter_url": "http://segmenter",
+                **settings,
+            }
         )
         mounts = {"http://classifier": classifier, "http://segmenter": segmenter}
-        app = create_gateway_app(settings, mounts=mounts)
+        app = create_gateway_app(gateway_settings, mounts=mounts)
         client = httpx.AsyncClient(transport=await serve(app), base_url="http://gateway")
         clients.append(client)
-        return Gateway(app, client, settings.data_dir)
+        return Gateway(app, client, gateway_settings.data_dir)
 
     yield make
     for client in clients:
