@@ -7,7 +7,9 @@ problem the client can act on, before any byte is stored.
 
 import hashlib
 import io
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,10 +78,43 @@ def validate_image(
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"images may be at most {max_bytes} bytes")
     fmt = sniff_format(data)
+    if fmt == "png":
+        check_png_structure(data)
     image = _decode(data, fmt, max_pixels)
     return ValidatedImage(
         data=data, format=fmt, sha256=hashlib.sha256(data).hexdigest(), image=normalise(image)
     )
+
+
+def check_png_structure(data: bytes) -> None:
+    """Every chunk whole with a correct CRC, IHDR first, PLTE for palette images, IEND last
+    and nothing after it.
+
+    Pillow checks less (not the pixel data's CRCs, nor a missing IEND), so a damaged or
+    polyglot file would otherwise pass as an image.
+    """
+    offset, kinds = len(PNG_MAGIC), []
+    while offset < len(data):
+        if offset + 12 > len(data):
+            raise InvalidImage("the PNG file is truncated (a chunk header is cut off)")
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        end = offset + 12 + length
+        if end > len(data):
+            raise InvalidImage("the PNG file is truncated (a chunk is cut off)")
+        kind = data[offset + 4 : offset + 8]
+        (crc,) = struct.unpack(">I", data[end - 4 : end])
+        if zlib.crc32(data[offset + 4 : end - 4]) != crc:
+            raise InvalidImage(f"the PNG file is corrupt (bad CRC in a {kind!r} chunk)")
+        kinds.append(kind)
+        offset = end
+        if kind == b"IEND":
+            break
+    if not kinds or kinds[0] != b"IHDR" or kinds[-1] != b"IEND":
+        raise InvalidImage("the PNG file is truncated or malformed (IHDR … IEND)")
+    if offset != len(data):
+        raise InvalidImage("the PNG file has data after its end (IEND)")
+    if data[25] == 3 and b"PLTE" not in kinds:  # colour type 3: palette
+        raise InvalidImage("the palette PNG has no palette (PLTE)")
 
 
 def _decode(data: bytes, fmt: ImageFormat, max_pixels: int) -> Image.Image:

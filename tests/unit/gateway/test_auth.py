@@ -5,7 +5,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -126,10 +126,11 @@ async def test_a_valid_token_is_the_caller(gateway: Gateway, key_server: KeyServ
 
 def unsigned_token(server: KeyServer) -> str:
     claims = jwt.decode(server.token(), options={"verify_signature": False})
-    return jwt.encode(claims, None, algorithm="none", headers={"kid": "key-1"})
+    # `alg: none` carries no signature; the key argument is unused for it.
+    return jwt.encode(claims, "", algorithm="none", headers={"kid": "key-1"})
 
 
-BAD_TOKENS = {
+BAD_TOKENS: dict[str, Callable[[KeyServer], str]] = {
     "wrong-signature": lambda s: s.token(signing_key=new_key()),
     "expired": lambda s: s.token(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200),
     "wrong-audience": lambda s: s.token(aud="another-project"),
