@@ -6,10 +6,13 @@ EXTRAS ?= gateway,classifier,segmenter,train,dev
 # Strict editable installs link each file: re-install when a package folder gains or loses one.
 PACKAGE_DIRS := shared shared/storage services/gateway services/classifier services/segmenter cli
 
-.PHONY: up down status logs install test lint browser clean
+.PHONY: up up-cloud down status logs install test lint browser emulators clean
 
 up: install  ## install, then start the three services on 127.0.0.1:8080-8082
 	$(BIN)/branet up
+
+up-cloud: install emulators  ## the same, with the GCS and Firestore emulators as the stores
+	$(BIN)/branet up --emulated-cloud
 
 down:  ## stop the services
 	$(BIN)/branet down
@@ -28,7 +31,7 @@ $(VENV)/.installed: pyproject.toml $(PACKAGE_DIRS)
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]' --config-settings editable_mode=strict
 	touch $@
 
-test: install browser lint  ## install, then lint, type-check and run every test
+test: install browser emulators lint  ## install, then lint, type-check and run every test
 	$(BIN)/pytest
 
 lint: install
@@ -37,6 +40,13 @@ lint: install
 	$(BIN)/mypy -p branet_shared -p branet_gateway -p branet_classifier -p branet_segmenter -p branet_cli
 	$(BIN)/mypy tests bench
 	@if command -v docker-compose >/dev/null; then docker-compose config -q && echo "docker-compose.yml valid"; fi
+
+emulators: tools/firestore-emulator/node_modules/.installed  ## the Firestore emulator's npm packages
+
+tools/firestore-emulator/node_modules/.installed: tools/firestore-emulator/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd tools/firestore-emulator && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "note: install Node.js for the Firestore emulator tests"; fi
 
 browser:  ## headless Chromium for the offline-docs test (Debian package)
 	@command -v chromium >/dev/null || { \

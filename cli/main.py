@@ -9,14 +9,15 @@ from pathlib import Path
 
 import httpx
 
-from branet_cli.stack import Ports, Stack, probe
+from branet_cli.stack import Ports, Stack
 
 DEFAULT_HOME = Path(os.environ.get("BRANET_HOME", ".branet"))
 DEFAULT_URL = os.environ.get("BRANET_URL", "http://127.0.0.1:8080")
 
 
 def _stack(args: argparse.Namespace) -> Stack:
-    return Stack(args.home, Ports(args.gateway_port, args.segmenter_port, args.classifier_port))
+    ports = Ports(args.gateway_port, args.segmenter_port, args.classifier_port)
+    return Stack(args.home, ports, emulated_cloud=getattr(args, "emulated_cloud", False))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -38,10 +39,11 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     stack = _stack(args)
     print(f"{'service':<11} {'pid':>7}  {'url':<23} {'alive':<6} ready")
-    for service in stack.services:
+    running_emulators = [e for e in stack.emulators if stack.pid(e) is not None]
+    for service in [*running_emulators, *stack.services]:
         pid = stack.pid(service)
-        alive = probe(f"{service.url}/healthz") == 200
-        ready = _readiness(f"{service.url}/readyz") if alive else "-"
+        alive = service.alive()
+        ready = _readiness(f"{service.url}/readyz") if alive and service.http_health else "-"
         alive_text = "yes" if alive else "no"
         print(f"{service.name:<11} {pid or '-':>7}  {service.url:<23} {alive_text:<6} {ready}")
     print(f"data and logs: {stack.home}")
@@ -62,7 +64,7 @@ def _readiness(url: str) -> str:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     stack = _stack(args)
-    services = [s for s in stack.services if args.service in (None, s.name)]
+    services = [s for s in [*stack.emulators, *stack.services] if args.service in (None, s.name)]
     for service in services:
         path = stack.log_file(service)
         if path.exists():
@@ -141,13 +143,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = stack_command("up", "start the three services in the background")
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait per service")
+    up.add_argument(
+        "--emulated-cloud",
+        action="store_true",
+        help="GCS and Firestore emulators as the stores (ports 8083, 8084)",
+    )
     up.set_defaults(run=cmd_up)
     stack_command("down", "stop the services").set_defaults(run=cmd_down)
     stack_command("status", "show each service's liveness and readiness").set_defaults(
         run=cmd_status
     )
     logs = stack_command("logs", "print the services' logs")
-    logs.add_argument("service", nargs="?", choices=["gateway", "segmenter", "classifier"])
+    logs.add_argument(
+        "service",
+        nargs="?",
+        choices=["gateway", "segmenter", "classifier", "gcs-emulator", "firestore-emulator"],
+    )
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.add_argument("-f", "--follow", action="store_true")
     logs.set_defaults(run=cmd_logs)

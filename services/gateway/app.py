@@ -1,6 +1,7 @@
 """The gateway's HTTP face: the public /v1 API, health, and the offline docs page."""
 
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Annotated, TypedDict, get_args
@@ -36,6 +37,8 @@ from branet_shared.schemas import (
 )
 from branet_shared.storage import BlobStore, ResultStore
 from branet_shared.storage.base import BlobKind
+from branet_shared.storage.firestore import FirestoreResultStore
+from branet_shared.storage.gcs import GCSBlobStore
 from branet_shared.storage.local import LocalBlobStore
 from branet_shared.storage.sqlite import SQLiteResultStore
 from branet_shared.web import create_service_app, readiness_response, run_service
@@ -68,7 +71,24 @@ AUTH_ERRORS = (Unauthenticated, NotFound)
 
 
 async def open_stores(settings: GatewaySettings) -> tuple[BlobStore, ResultStore]:
-    return LocalBlobStore(settings.blob_dir), await SQLiteResultStore.open(settings.sqlite_path)
+    """The configured backends: embedded (local folder, SQLite) or cloud (GCS, Firestore)."""
+    blobs: BlobStore
+    if settings.blob_backend == "gcs":
+        endpoint = settings.gcs_endpoint or os.environ.get("STORAGE_EMULATOR_HOST")
+        blobs = GCSBlobStore.connect(settings.gcs_bucket, settings.gcp_project, endpoint)
+    else:
+        blobs = LocalBlobStore(settings.blob_dir)
+    results: ResultStore
+    if settings.result_backend == "firestore":
+        results = FirestoreResultStore.connect(
+            settings.gcp_project,
+            settings.firestore_database,
+            settings.firestore_collection,
+            emulator="FIRESTORE_EMULATOR_HOST" in os.environ,
+        )
+    else:
+        results = await SQLiteResultStore.open(settings.sqlite_path)
+    return blobs, results
 
 
 def create_app(

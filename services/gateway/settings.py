@@ -17,6 +17,15 @@ class GatewaySettings(BaseSettings):
     data_dir: Path = Field(
         Path(".branet/data"), description="embedded mode: blobs/ and analyses.sqlite3 live here"
     )
+    blob_backend: Literal["local", "gcs"] = "local"
+    result_backend: Literal["sqlite", "firestore"] = "sqlite"
+    gcp_project: str | None = Field(None, description="default: the environment's project")
+    gcs_bucket: str = Field("", description="bucket for images, masks and crops (gcs)")
+    gcs_endpoint: str | None = Field(
+        None, description="emulator URL; default: STORAGE_EMULATOR_HOST if set, else GCS"
+    )
+    firestore_database: str = "(default)"
+    firestore_collection: str = "analyses"
     classifier_url: str = "http://127.0.0.1:8082"
     segmenter_url: str = "http://127.0.0.1:8081"
     connect_timeout_s: float = Field(2.0, gt=0)
@@ -49,6 +58,12 @@ class GatewaySettings(BaseSettings):
         "127.0.0.1", description="proxies whose X-Forwarded-For is believed (Cloud Run: *)"
     )
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _backends_are_configured(self) -> Self:
+        if self.blob_backend == "gcs" and not self.gcs_bucket:
+            raise ValueError("GATEWAY_GCS_BUCKET is required with blob_backend=gcs")
+        return self
 
     @model_validator(mode="after")
     def _auth_is_safe(self) -> Self:

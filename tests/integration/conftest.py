@@ -1,12 +1,13 @@
 """The stack as real processes on free loopback ports, as `branet up` starts it."""
 
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from branet_cli.stack import Ports, Stack
+from branet_cli.stack import Ports, Service, Stack, firestore_emulator_missing
 
 pytestmark = pytest.mark.integration
 
@@ -42,3 +43,44 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
     yield make
     for stack in stacks:
         stack.down()
+
+
+@pytest.fixture(scope="session")
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The GCS and Firestore emulators, started as `branet up --emulated-cloud` starts them.
+
+    Without Node (or its npm packages) the Firestore tests are skipped with a loud message,
+    and fail in CI, which has both.
+    """
+    ports = Ports(*(free_port() for _ in range(5)))
+    stack = Stack(tmp_path_factory.mktemp("cloud"), ports, emulated_cloud=True)
+    yield stack
+    stack.down()
+
+
+@pytest.fixture(scope="session")
+def gcs(emulators: Stack) -> Service:
+    service = emulators.emulators[0]
+    emulators.start(service, timeout_s=30)
+    return service
+
+
+@pytest.fixture(scope="session")
+def firestore_host(emulators: Stack) -> Iterator[str]:
+    """A running Firestore emulator; FIRESTORE_EMULATOR_HOST points at it meanwhile."""
+    missing = firestore_emulator_missing()
+    if missing is not None:
+        message = f"FIRESTORE EMULATOR UNAVAILABLE: {missing}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    service = emulators.emulators[1]
+    emulators.start(service, timeout_s=30)
+    host = f"127.0.0.1:{service.port}"
+    previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    os.environ["FIRESTORE_EMULATOR_HOST"] = host
+    yield host
+    if previous is None:
+        os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+    else:
+        os.environ["FIRESTORE_EMULATOR_HOST"] = previous

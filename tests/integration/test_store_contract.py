@@ -1,0 +1,241 @@
+"""One contract for every store implementation: the embedded ones (local folder, SQLite) and
+the cloud ones against real emulator servers (fake-gcs-server, the Node Firestore emulator).
+
+What the Firestore emulator cannot prove: it enforces no composite indexes (real Firestore
+needs the one in infra/firestore.indexes.json for the list query), and it ignores
+`start_after`/offsets — which is why paging is a range filter on `sort_key`, exercised here.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+
+from branet_classifier.app import create_app as create_classifier_app
+from branet_classifier.settings import ClassifierSettings
+from branet_cli.stack import EMULATED_BUCKET, Service
+from branet_gateway.app import create_app as create_gateway_app
+from branet_gateway.settings import GatewaySettings
+from branet_shared.errors import NotFound, StoreUnavailable
+from branet_shared.schemas import Analysis
+from branet_shared.storage import (
+    BlobNotFound,
+    BlobStore,
+    PageCursor,
+    ResultStore,
+    analysis_prefix,
+    blob_key,
+)
+from branet_shared.storage.base import BlobKind
+from branet_shared.storage.firestore import FirestoreResultStore
+from branet_shared.storage.gcs import GCSBlobStore
+from branet_shared.storage.local import LocalBlobStore
+from branet_shared.storage.sqlite import SQLiteResultStore
+from tests.conftest import Serve
+from tests.images import gray_png
+
+pytestmark = pytest.mark.integration
+KINDS: tuple[BlobKind, ...] = ("image", "mask", "roi")
+EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def analysis(index: int, owner: str, *, same_time: bool = False) -> Analysis:
+    return Analysis.model_validate(
+        {
+            "id": uuid.UUID(int=index + 1).hex,
+            "owner": owner,
+            "modality": "ultrasound",
+            "label": "malignant",
+            "probabilities": {"benign": 0.3, "malignant": 0.7},
+            "confidence": 0.7,
+            "roi": None,
+            "models": {"classifier": {"name": "m", "version": "1"}},
+            "image": {
+                "url": "/x",
+                "content_type": "image/png",
+                "size": 1,
+                "sha256": "0" * 64,
+                "width": 1,
+                "height": 1,
+                "format": "png",
+            },
+            "timings": {"validate_ms": 1, "classify_ms": 1, "store_ms": 1, "total_ms": 3},
+            "created_at": EPOCH + (timedelta() if same_time else timedelta(seconds=index)),
+        }
+    )
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+async def results(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ResultStore]:
+    store: ResultStore
+    if request.param == "sqlite":
+        store = await SQLiteResultStore.open(tmp_path / "r.sqlite3")
+    else:
+        request.getfixturevalue("firestore_host")
+        anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        client = firestore.AsyncClient(project="demo", credentials=anonymous)
+        store = FirestoreResultStore(client, collection=f"analyses-{uuid.uuid4().hex[:8]}")
+    yield store
+    await store.close()
+
+
+@pytest.fixture(params=["local", "gcs"])
+def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    if request.param == "local":
+        return LocalBlobStore(tmp_path / "blobs")
+    gcs: Service = request.getfixturevalue("gcs")
+    return GCSBlobStore.connect(EMULATED_BUCKET, "demo", gcs.url)
+
+
+def owner() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+async def test_create_then_get(results: ResultStore) -> None:
+    alice = owner()
+    await results.add(analysis(1, alice))
+
+    assert await results.get(alice, analysis(1, alice).id) == analysis(1, alice)
+
+
+async def test_missing_is_not_found(results: ResultStore) -> None:
+    with pytest.raises(NotFound):
+        await results.get(owner(), uuid.uuid4().hex)
+    with pytest.raises(NotFound):
+        await results.delete(owner(), uuid.uuid4().hex)
+
+
+async def test_another_owners_document_is_invisible(results: ResultStore) -> None:
+    alice, mallory = owner(), owner()
+    await results.add(analysis(2, alice))
+
+    with pytest.raises(NotFound):
+        await results.get(mallory, analysis(2, alice).id)
+    with pytest.raises(NotFound):
+        await results.delete(mallory, analysis(2, alice).id)
+    assert (await results.list(mallory, 10, None)).items == []
+    assert (await results.get(alice, analysis(2, alice).id)).owner == alice
+
+
+@pytest.mark.parametrize("same_time", [False, True], ids=["distinct-times", "tied-times"])
+async def test_pages_newest_first_without_gaps(results: ResultStore, same_time: bool) -> None:
+    alice, bob = owner(), owner()
+    for index in range(25):
+        await results.add(analysis(index, alice, same_time=same_time))
+    await results.add(analysis(100, bob))
+
+    seen, sizes, cursor = [], [], None
+    while True:
+        page = await results.list(alice, 10, cursor)
+        sizes.append(len(page.items))
+        seen += [item.id for item in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = PageCursor.decode(page.next_cursor.encode())
+
+    assert sizes == [10, 10, 5]
+    expected = sorted(
+        (analysis(i, alice, same_time=same_time) for i in range(25)),
+        key=lambda a: (a.created_at, a.id),
+        reverse=True,
+    )
+    assert seen == [a.id for a in expected]
+
+
+async def test_delete_removes_the_record(results: ResultStore) -> None:
+    alice = owner()
+    await results.add(analysis(3, alice))
+    await results.delete(alice, analysis(3, alice).id)
+
+    with pytest.raises(NotFound):
+        await results.get(alice, analysis(3, alice).id)
+
+
+async def test_concurrent_writes_all_land(results: ResultStore) -> None:
+    alice = owner()
+    await asyncio.gather(*(results.add(analysis(i, alice)) for i in range(30)))
+
+    assert len((await results.list(alice, 100, None)).items) == 30
+
+
+async def test_ten_megabyte_blob_round_trip(blobs: BlobStore) -> None:
+    data = bytes(range(256)) * (10 * 1024 * 1024 // 256)
+    key = blob_key(owner(), uuid.uuid4().hex, "image")
+
+    await blobs.put(key, data, "image/png")
+
+    assert b"".join([chunk async for chunk in blobs.stream(key)]) == data
+
+
+async def test_missing_blob_is_not_found(blobs: BlobStore) -> None:
+    with pytest.raises(BlobNotFound):
+        async for _ in blobs.stream(blob_key(owner(), uuid.uuid4().hex, "mask")):
+            pass
+
+
+async def test_delete_prefix_removes_one_analysis(blobs: BlobStore) -> None:
+    alice, first, second = owner(), uuid.uuid4().hex, uuid.uuid4().hex
+    for analysis_id in (first, second):
+        for kind in KINDS:
+            await blobs.put(blob_key(alice, analysis_id, kind), b"x", "image/png")
+
+    assert await blobs.delete_prefix(analysis_prefix(alice, first)) == 3
+    assert await blobs.delete_prefix(analysis_prefix(alice, first)) == 0
+    assert b"".join([c async for c in blobs.stream(blob_key(alice, second, "roi"))]) == b"x"
+
+
+@pytest.mark.parametrize("blob_backend", ["local", "gcs"])
+@pytest.mark.parametrize("result_backend", ["sqlite", "firestore"])
+async def test_gateway_writes_all_or_nothing(
+    request: pytest.FixtureRequest,
+    serve: Serve,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    blob_backend: str,
+    result_backend: str,
+) -> None:
+    """The record write fails after the blobs were written: no blob may remain."""
+    gcs: Service | None = request.getfixturevalue("gcs") if blob_backend == "gcs" else None
+    if result_backend == "firestore":
+        request.getfixturevalue("firestore_host")
+    classifier = await serve(create_classifier_app(ClassifierSettings(model_dir=model_dir)))
+    settings = GatewaySettings(
+        data_dir=tmp_path,
+        blob_backend=blob_backend,
+        result_backend=result_backend,
+        gcs_bucket=EMULATED_BUCKET,
+        gcs_endpoint=gcs.url if gcs else None,
+        gcp_project="demo",
+        firestore_collection=f"analyses-{uuid.uuid4().hex[:8]}",
+        classifier_url="http://classifier",
+    )
+    app = create_gateway_app(settings, mounts={"http://classifier": classifier})
+    store = SQLiteResultStore if result_backend == "sqlite" else FirestoreResultStore
+
+    async def disk_full(*_: object) -> None:
+        raise StoreUnavailable("the result store is unavailable (test)")
+
+    monkeypatch.setattr(store, "add", disk_full)
+    async with httpx.AsyncClient(transport=await serve(app), base_url="http://gw") as client:
+        response = await client.post(
+            "/v1/analyses", files={"file": ("a.png", gray_png())}, data={"modality": "ultrasound"}
+        )
+        listed = (await client.get("/v1/analyses")).json()["items"]
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "store_unavailable"
+    assert listed == []
+    blobs = (
+        [b.name for b in GCSBlobStore.connect(EMULATED_BUCKET, "demo", gcs.url).bucket.list_blobs()]
+        if gcs
+        else [p for p in (tmp_path / "blobs").rglob("*") if p.is_file() and p.name != ".check"]
+    )
+    owner_prefix = analysis_prefix("local", "0" * 32).split("/")[1]
+    assert not [b for b in blobs if owner_prefix in str(b)]
