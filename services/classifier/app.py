@@ -20,6 +20,7 @@ from branet_shared.errors import (
     problem_responses,
 )
 from branet_shared.images import MAX_IMAGE_BYTES, encode_png, validate_image
+from branet_shared.model_files import local_copy
 from branet_shared.schemas import (
     CheckResult,
     ClassifyResponse,
@@ -38,6 +39,16 @@ log = logging.getLogger(__name__)
 class State(TypedDict):
     registry: ClassifierRegistry
     limiter: anyio.CapacityLimiter
+
+
+def load_registry(settings: ClassifierSettings) -> ClassifierRegistry:
+    try:
+        folder = local_copy(settings.model_dir, settings.cache_dir)
+    except Exception as exc:  # any failure to fetch leaves the service alive, not ready
+        return ClassifierRegistry(
+            missing={m: f"cannot fetch {settings.model_dir}: {exc}" for m in Modality}
+        )
+    return ClassifierRegistry.load(folder)
 
 
 def get_registry(request: Request) -> ClassifierRegistry:
@@ -61,7 +72,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
-        registry = await anyio.to_thread.run_sync(ClassifierRegistry.load, settings.model_dir)
+        registry = await anyio.to_thread.run_sync(load_registry, settings)
         for modality, model in registry.models.items():
             log.info("loaded %s model %s %s", modality, model.card.name, model.card.version)
         for modality, reason in registry.missing.items():

@@ -9,9 +9,13 @@ class ClassifierSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8082, validation_alias=AliasChoices("CLASSIFIER_PORT", "PORT"))
-    model_dir: Path = Field(
-        Path("models"),
-        description="folder with <modality>.json model cards and their safetensors weights",
+    model_dir: str = Field(
+        "models",
+        description="folder with <modality>.json cards and their safetensors: a path or gs://…/",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "branet-models",
+        description="where gs:// files land",
     )
     torch_threads: int = Field(0, ge=0, description="intra-op threads; 0 = torch's default")
     max_concurrency: int = Field(1, ge=1, description="inferences run at once per process")

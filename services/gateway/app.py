@@ -15,6 +15,7 @@ from branet_gateway.admission import AdmissionControl
 from branet_gateway.analyses import AnalysisService
 from branet_gateway.auth import CurrentUser, FirebaseTokenVerifier
 from branet_gateway.model_clients import ClassifierClient, SegmenterClient
+from branet_gateway.service_auth import GoogleIdTokenAuth
 from branet_gateway.settings import GatewaySettings
 from branet_shared.errors import (
     IMAGE_UPLOAD_ERRORS,
@@ -107,7 +108,12 @@ def create_app(
             timeout=httpx.Timeout(settings.classify_timeout_s, connect=settings.connect_timeout_s),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         )
-        common = {"retries": settings.model_retries}
+
+        def auth_for(url: str) -> httpx.Auth | None:
+            if settings.model_auth == "none":
+                return None
+            return GoogleIdTokenAuth(url, settings.metadata_url, http)
+
         analyses = AnalysisService(
             blobs,
             results,
@@ -116,14 +122,16 @@ def create_app(
                 service="classifier",
                 base_url=settings.classifier_url,
                 read_timeout_s=settings.classify_timeout_s,
-                **common,
+                retries=settings.model_retries,
+                auth=auth_for(settings.classifier_url),
             ),
             SegmenterClient(
                 http,
                 service="segmenter",
                 base_url=settings.segmenter_url,
                 read_timeout_s=settings.segment_timeout_s,
-                **common,
+                retries=settings.model_retries,
+                auth=auth_for(settings.segmenter_url),
             ),
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,

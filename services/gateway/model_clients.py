@@ -41,8 +41,10 @@ class ModelServiceClient:
         base_url: str,
         read_timeout_s: float,
         retries: int,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.http = http
+        self.auth = auth or httpx.USE_CLIENT_DEFAULT
         self.service = service
         self.base_url = base_url.rstrip("/")
         self.read_timeout_s = read_timeout_s
@@ -64,6 +66,7 @@ class ModelServiceClient:
                     data=fields,
                     headers=self._headers(),
                     timeout=timeout,
+                    auth=self.auth,
                 )
                 break
             except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
@@ -99,7 +102,9 @@ class ModelServiceClient:
 
     async def readiness(self) -> CheckResult:
         try:
-            response = await self.http.get(f"{self.base_url}/readyz", headers=self._headers())
+            response = await self.http.get(
+                f"{self.base_url}/readyz", headers=self._headers(), auth=self.auth
+            )
         except httpx.HTTPError:
             return CheckResult(ok=False, detail=f"the {self.service} service is unreachable")
         if response.status_code == 200:
@@ -113,7 +118,9 @@ class ModelServiceClient:
 
     async def models(self) -> ModelsResponse:
         try:
-            response = await self.http.get(f"{self.base_url}/v1/models", headers=self._headers())
+            response = await self.http.get(
+                f"{self.base_url}/v1/models", headers=self._headers(), auth=self.auth
+            )
             response.raise_for_status()
             return ModelsResponse.model_validate_json(response.content)
         except (httpx.HTTPError, ValidationError):

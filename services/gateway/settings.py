@@ -32,6 +32,12 @@ class GatewaySettings(BaseSettings):
     classify_timeout_s: float = Field(30.0, gt=0)
     segment_timeout_s: float = Field(180.0, gt=0, description="SAM's automatic mode is slow on CPU")
     model_retries: int = Field(2, ge=0, le=5, description="retries of a refused connection")
+    model_auth: Literal["none", "id_token"] = Field(
+        "none", description="id_token: Google-signed ID tokens to the model services (Cloud Run)"
+    )
+    metadata_url: str = Field(
+        "http://metadata.google.internal", description="where ID tokens come from (id_token)"
+    )
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
     auth_mode: Literal["none", "firebase"] = Field(

@@ -25,6 +25,7 @@ from branet_shared.images import (
     parse_prompt,
     validate_image,
 )
+from branet_shared.model_files import local_copy
 from branet_shared.schemas import (
     CheckResult,
     Liveness,
@@ -59,9 +60,13 @@ def load_segmenter(settings: SegmenterSettings) -> LoadedSegmenter:
     if settings.checkpoint is None:
         return LoadedSegmenter(None, "no SAM checkpoint configured (set SEGMENTER_CHECKPOINT)")
     try:
+        checkpoint = local_copy(settings.checkpoint, settings.cache_dir)
+    except Exception as exc:  # any failure to fetch leaves the service alive, not ready
+        return LoadedSegmenter(None, f"cannot fetch {settings.checkpoint}: {exc}")
+    try:
         segmenter = LesionSegmenter.load(
             settings.model_type,
-            settings.checkpoint,
+            checkpoint,
             settings.checkpoint_sha256,
             EmbeddingCache(settings.embedding_cache_entries),
         )

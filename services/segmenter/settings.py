@@ -15,7 +15,13 @@ class SegmenterSettings(BaseSettings):
     model_type: Literal["vit_b", "vit_l", "vit_h", "toy"] = Field(
         "vit_b", description="toy: the random-init test architecture, never for real use"
     )
-    checkpoint: Path | None = Field(None, description="SAM checkpoint (.pth) for model_type")
+    checkpoint: str | None = Field(
+        None, description="SAM checkpoint (.pth) for model_type: a path or a gs:// URI"
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "branet-models",
+        description="where gs:// files land",
+    )
     checkpoint_sha256: str | None = Field(
         None,
         pattern=r"^[0-9a-f]{64}$",

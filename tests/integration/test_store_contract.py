@@ -18,12 +18,15 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
 from branet_classifier.app import create_app as create_classifier_app
+from branet_classifier.app import load_registry
 from branet_classifier.settings import ClassifierSettings
 from branet_cli.stack import EMULATED_BUCKET, Service
 from branet_gateway.app import create_app as create_gateway_app
 from branet_gateway.settings import GatewaySettings
+from branet_segmenter.app import load_segmenter
+from branet_segmenter.settings import SegmenterSettings
 from branet_shared.errors import NotFound, StoreUnavailable
-from branet_shared.schemas import Analysis
+from branet_shared.schemas import Analysis, Modality
 from branet_shared.storage import (
     BlobNotFound,
     BlobStore,
@@ -239,3 +242,39 @@ async def test_gateway_writes_all_or_nothing(
     )
     owner_prefix = analysis_prefix("local", "0" * 32).split("/")[1]
     assert not [b for b in blobs if owner_prefix in str(b)]
+
+
+def test_model_files_load_from_gs_uris(
+    gcs: Service,
+    sam_checkpoint: Path,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SEGMENTER_CHECKPOINT and CLASSIFIER_MODEL_DIR as gs:// URIs, fetched at start-up."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    bucket = GCSBlobStore.connect(EMULATED_BUCKET, "demo", gcs.url).bucket
+    bucket.blob("sam/toy.pth").upload_from_filename(str(sam_checkpoint))
+    for path in model_dir.iterdir():
+        bucket.blob(f"classifier/{path.name}").upload_from_filename(str(path))
+
+    segmenter = load_segmenter(
+        SegmenterSettings(
+            model_type="toy",
+            checkpoint=f"gs://{EMULATED_BUCKET}/sam/toy.pth",
+            cache_dir=tmp_path / "cache",
+        )
+    )
+    registry = load_registry(
+        ClassifierSettings(
+            model_dir=f"gs://{EMULATED_BUCKET}/classifier/", cache_dir=tmp_path / "cache"
+        )
+    )
+
+    assert segmenter.segmenter is not None, segmenter.reason
+    assert set(registry.models) == {Modality.ULTRASOUND, Modality.MAMMOGRAPHY}, registry.missing
+    missing = load_segmenter(
+        SegmenterSettings(checkpoint=f"gs://{EMULATED_BUCKET}/nope.pth", cache_dir=tmp_path / "c2")
+    )
+    assert missing.segmenter is None
+    assert "cannot fetch" in missing.reason
