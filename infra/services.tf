@@ -1,0 +1,182 @@
+# The three Cloud Run services. Sizes come from the benchmarks (bench/): ResNet18 needs little
+# memory and answers in tens of ms per image; SAM ViT-B needs ~4 GB and seconds per image.
+
+resource "google_cloud_run_v2_service" "classifier" {
+  name                = "branet-classifier"
+  location            = var.region
+
+  # Cloud Build rolls images forward (infra/cloudbuild.yaml); Terraform owns the rest.
+  lifecycle {
+    ignore_changes = [template[0].containers[0].image, client, client_version]
+  }
+  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  deletion_protection = false
+
+  template {
+    service_account                  = google_service_account.classifier.email
+    max_instance_request_concurrency = 8 # requests queue for the CPU-bound model, bounded
+
+    scaling {
+      min_instance_count = var.classifier_min_instances
+      max_instance_count = var.max_instances
+    }
+
+    containers {
+      image = "${local.registry}/classifier:${var.image_tag}"
+      resources {
+        limits            = { cpu = "2", memory = "2Gi" }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+      env {
+        name  = "CLASSIFIER_MAX_CONCURRENCY"
+        value = "2"
+      }
+      startup_probe {
+        http_get {
+          path = "/readyz"
+        }
+        period_seconds    = 5
+        failure_threshold = 24
+      }
+      liveness_probe {
+        http_get {
+          path = "/healthz"
+        }
+      }
+    }
+  }
+}
+
+resource "google_cloud_run_v2_service" "segmenter" {
+  name                = "branet-segmenter"
+  location            = var.region
+
+  # Cloud Build rolls images forward (infra/cloudbuild.yaml); Terraform owns the rest.
+  lifecycle {
+    ignore_changes = [template[0].containers[0].image, client, client_version]
+  }
+  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  deletion_protection = false
+
+  template {
+    service_account                  = google_service_account.segmenter.email
+    max_instance_request_concurrency = 2 # SAM saturates the CPUs; more would only queue memory
+    timeout                          = "300s"
+
+    scaling {
+      min_instance_count = var.segmenter_min_instances
+      max_instance_count = var.max_instances
+    }
+
+    containers {
+      image = "${local.registry}/segmenter:${var.image_tag}"
+      resources {
+        limits            = { cpu = "4", memory = "8Gi" }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+      env {
+        name  = "SEGMENTER_CHECKPOINT"
+        value = var.sam_checkpoint
+      }
+      startup_probe {
+        http_get {
+          path = "/healthz" # alive without a checkpoint; /readyz says whether SAM is loaded
+        }
+        period_seconds    = 10
+        failure_threshold = 30
+      }
+    }
+  }
+}
+
+resource "google_cloud_run_v2_service" "gateway" {
+  name                = "branet-gateway"
+  location            = var.region
+
+  # Cloud Build rolls images forward (infra/cloudbuild.yaml); Terraform owns the rest.
+  lifecycle {
+    ignore_changes = [template[0].containers[0].image, client, client_version]
+  }
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  deletion_protection = false
+
+  template {
+    service_account                  = google_service_account.gateway.email
+    max_instance_request_concurrency = 40 # mostly waiting on the model services and storage
+    timeout                          = "300s"
+
+    scaling {
+      min_instance_count = var.gateway_min_instances
+      max_instance_count = var.max_instances
+    }
+
+    # Direct VPC egress: the model services accept internal traffic only.
+    vpc_access {
+      network_interfaces {
+        network    = var.network
+        subnetwork = var.subnetwork
+      }
+      egress = "ALL_TRAFFIC"
+    }
+
+    containers {
+      image = "${local.registry}/gateway:${var.image_tag}"
+      resources {
+        limits   = { cpu = "1", memory = "1Gi" }
+        cpu_idle = true
+      }
+      dynamic "env" {
+        for_each = {
+          GATEWAY_AUTH_MODE              = "firebase"
+          GATEWAY_FIREBASE_PROJECT_ID    = var.project_id
+          GATEWAY_BLOB_BACKEND           = "gcs"
+          GATEWAY_GCS_BUCKET             = google_storage_bucket.images.name
+          GATEWAY_RESULT_BACKEND         = "firestore"
+          GATEWAY_GCP_PROJECT            = var.project_id
+          GATEWAY_CLASSIFIER_URL         = google_cloud_run_v2_service.classifier.uri
+          GATEWAY_SEGMENTER_URL          = google_cloud_run_v2_service.segmenter.uri
+          GATEWAY_MODEL_AUTH             = "id_token"
+          GATEWAY_TRUSTED_PROXIES        = "*"
+          GATEWAY_MAX_IN_FLIGHT_ANALYSES = "16"
+          GATEWAY_CORS_ORIGINS           = jsonencode(var.cors_origins)
+        }
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+      startup_probe {
+        http_get {
+          path = "/healthz"
+        }
+      }
+      liveness_probe {
+        http_get {
+          path = "/healthz"
+        }
+      }
+    }
+  }
+}
+
+# The gateway is public: the app signs users in with Firebase and the gateway checks tokens.
+resource "google_cloud_run_v2_service_iam_member" "gateway_public" {
+  name     = google_cloud_run_v2_service.gateway.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+# Only the gateway's identity may invoke the model services.
+resource "google_cloud_run_v2_service_iam_member" "gateway_invokes_models" {
+  for_each = {
+    classifier = google_cloud_run_v2_service.classifier.name
+    segmenter  = google_cloud_run_v2_service.segmenter.name
+  }
+  name     = each.value
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.gateway.email}"
+}

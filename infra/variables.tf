@@ -1,0 +1,70 @@
+variable "project_id" {
+  description = "The GCP project (also the Firebase project whose ID tokens the gateway accepts)."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the Cloud Run services, the bucket and the registry."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "image_tag" {
+  description = "Tag of the three images in Artifact Registry to deploy."
+  type        = string
+  default     = "latest"
+}
+
+variable "sam_checkpoint" {
+  description = "gs:// URI of the SAM checkpoint in the model bucket (empty: no ROI extraction)."
+  type        = string
+  default     = ""
+}
+
+variable "gateway_min_instances" {
+  description = "Warm gateway instances (0 scales to zero: a cold start on the first request)."
+  type        = number
+  default     = 0
+}
+
+variable "classifier_min_instances" {
+  description = "Warm classifier instances; 1 keeps first-request latency at inference time."
+  type        = number
+  default     = 0
+}
+
+variable "segmenter_min_instances" {
+  description = "Warm segmenter instances; SAM loads in tens of seconds, so 1 if ROI is used a lot."
+  type        = number
+  default     = 0
+}
+
+variable "max_instances" {
+  description = "Upper bound per service (a cost ceiling)."
+  type        = number
+  default     = 10
+}
+
+variable "cors_origins" {
+  description = "Origins allowed by CORS at the gateway (the mobile app needs none)."
+  type        = list(string)
+  default     = []
+}
+
+variable "network" {
+  description = "VPC network for the gateway's Direct VPC egress to the internal model services."
+  type        = string
+  default     = "default"
+}
+
+variable "subnetwork" {
+  description = "Subnetwork (with Private Google Access) for that egress."
+  type        = string
+  default     = "default"
+}
+
+variable "image_retention_days" {
+  description = "Days before a non-current (overwritten or deleted) image version is removed."
+  type        = number
+  default     = 30
+}
