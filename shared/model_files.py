@@ -11,8 +11,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def is_gcs(location: str) -> bool:
-    return location.startswith("gs://")
+def is_gcs(location: str | Path) -> bool:
+    return isinstance(location, str) and location.startswith("gs://")
 
 
 def _split(uri: str) -> tuple[str, str]:
@@ -22,12 +22,12 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, path.strip("/")
 
 
-def local_copy(location: str, cache_dir: Path) -> Path:
+def local_copy(location: str | Path, cache_dir: Path) -> Path:
     """`location` itself when local; else the object or folder (prefix) downloaded.
 
     A URI ending in `/` is a folder: every object under it is fetched, keeping names.
     """
-    if not is_gcs(location):
+    if not isinstance(location, str) or not is_gcs(location):
         return Path(location)
     from google.cloud import storage  # type: ignore[attr-defined]  # only needed for gs://
 

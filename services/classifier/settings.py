@@ -9,7 +9,7 @@ class ClassifierSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8082, validation_alias=AliasChoices("CLASSIFIER_PORT", "PORT"))
-    model_dir: str = Field(
+    model_dir: str | Path = Field(
         "models",
         description="folder with <modality>.json cards and their safetensors: a path or gs://…/",
     )

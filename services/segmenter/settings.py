@@ -15,7 +15,7 @@ class SegmenterSettings(BaseSettings):
     model_type: Literal["vit_b", "vit_l", "vit_h", "toy"] = Field(
         "vit_b", description="toy: the random-init test architecture, never for real use"
     )
-    checkpoint: str | None = Field(
+    checkpoint: str | Path | None = Field(
         None, description="SAM checkpoint (.pth) for model_type: a path or a gs:// URI"
     )
     cache_dir: Path = Field(

@@ -47,11 +47,19 @@ def bucket_keys(stack: Stack) -> list[str]:
 
 
 def firestore_documents(stack: Stack) -> dict[str, dict[str, object]]:
+    # The client reads the emulator's address when it is built; other tests use another one.
+    previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
     os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{stack.emulators[1].port}"
-    client = firestore.Client(
-        project=EMULATED_PROJECT,
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-    )
+    try:
+        client = firestore.Client(
+            project=EMULATED_PROJECT,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        )
+    finally:
+        if previous is None:
+            del os.environ["FIRESTORE_EMULATOR_HOST"]
+        else:
+            os.environ["FIRESTORE_EMULATOR_HOST"] = previous
     return {doc.id: doc.to_dict() or {} for doc in client.collection("analyses").stream()}
 
 
