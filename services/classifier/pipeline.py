@@ -230,7 +230,68 @@ def ship(
         training={**asdict(config), **context},
     )
     card_path.write_text(card.model_dump_json(indent=2))
+    card_path.with_suffix(".md").write_text(card_markdown(card))
     return card_path
+
+
+# What the original BraNet reported on its validation sets: our floor.
+ORIGINAL_SYSTEM = {
+    Modality.ULTRASOUND: {"benign_accuracy": 0.931, "malignant_accuracy": 0.949},
+    Modality.MAMMOGRAPHY: {"benign_accuracy": 0.809, "malignant_accuracy": 0.769},
+}
+LICENCES = {
+    "busi": "BUSI (Al-Dhabyani et al., Data in Brief 2020), CC0 1.0",
+    "breast_lesions_usg": "BrEaST-Lesions_USG (Pawłowska et al., Sci Data 2024), CC BY 4.0",
+    "bus_uclm": "BUS-UCLM (Vallez et al., Sci Data 2025), CC BY 4.0",
+    "mini_mias": "mini-MIAS (Suckling et al., 1994), research use only, cite, not for sale",
+}
+
+
+def card_markdown(card: ClassifierCard) -> str:
+    """The human half of the model card: what it is, how it measured, what it is not for."""
+    data = str(card.training.get("data", ""))
+    sources = [text for key, text in LICENCES.items() if key in data]
+    original = ORIGINAL_SYSTEM[card.modality]
+    metric_rows = "\n".join(f"| {name} | {value:.3f} |" for name, value in card.metrics.items())
+    return f"""# {card.name} {card.version}
+
+{card.description}
+
+**Intended use**: research and decision support in studies of breast {card.modality.value}
+images. **Not** a diagnosis, not a medical device, not validated on any population or scanner
+beyond the data below; a clinician decides.
+
+## Data and licences
+{chr(10).join(f"- {source}" for source in sources) or "- " + data}
+
+Deduplicated by perceptual hash (copies dropped, near-duplicates and a patient's images kept
+in one fold; images filed under both classes dropped).
+
+## Input and preprocessing
+The lesion's region of interest (its box plus {card.roi_margin:.0%} context per side, from the
+segmenter or the user's box), or the whole image: grayscale, resized to {card.input_size}×
+{card.input_size}, ImageNet normalisation (`image_to_tensor` + `normalise` in
+`services/classifier/classify.py`, shared by training and serving). Softmax temperature
+{card.temperature:.3f}, fitted on a held-back part of the training data.
+
+## Training
+`{json.dumps({k: v for k, v in card.training.items() if k != "data"}, default=str)}`
+
+## Measured (cross-validation, see reports/{card.modality.value}/report.md)
+| metric | value |
+|---|---|
+{metric_rows}
+
+The original BraNet reported {original["benign_accuracy"]:.1%} benign and
+{original["malignant_accuracy"]:.1%} malignant accuracy on its own validation split (no
+deduplication or site separation described); those are the numbers to beat.
+
+## Limits
+- Trained from scratch (no ImageNet weights could be downloaded) on a few hundred images.
+- Site marks (calipers, text, body-marker icons) are blotted in training, not removed; a model
+  may still read them.
+- Weights: `{card.weights_file}`, SHA-256 `{card.weights_sha256}` (verified at load).
+"""
 
 
 def _describe(config: TrainConfig, samples: Sequence[Sample]) -> str:

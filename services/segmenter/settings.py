@@ -31,7 +31,12 @@ class SegmenterSettings(BaseSettings):
     auto_points_per_side: int = Field(16, ge=4, le=64, description="automatic mode's point grid")
     auto_crop_n_layers: int = Field(0, ge=0, le=2, description="automatic mode's crop layers")
     auto_max_side: int = Field(512, ge=128, le=1024, description="automatic mode's image size")
-    roi_margin: float = Field(0.15, ge=0.0, le=1.0, description="context around the ROI crop")
+    roi_margin: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="context around the ROI crop; the classifiers trained with 0.25",
+    )
     torch_threads: int = Field(0, ge=0, description="intra-op threads; 0 = torch's default")
     max_concurrency: int = Field(1, ge=1)
     max_body_bytes: int = 10 * 1024 * 1024 + 64 * 1024

@@ -81,6 +81,9 @@ def test_training_writes_the_report_and_a_loadable_model(trained: Path) -> None:
     assert model.card.version == "0.0.1-test"
     assert model.card.training["seed"] == 0
     assert "cv_roc_auc_mean" in model.card.metrics
+    card_text = (trained / "models" / "ultrasound.md").read_text()
+    assert "not a diagnosis" in card_text.lower()
+    assert model.card.weights_sha256 in card_text
     result = model.classify(Image.new("L", (50, 40), 90))
     assert result.probabilities.benign + result.probabilities.malignant == pytest.approx(1.0)
 
