@@ -9,7 +9,7 @@ needs the one in infra/firestore.indexes.json for the list query), and it ignore
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -41,6 +41,7 @@ from branet_shared.storage.gcs import GCSBlobStore
 from branet_shared.storage.local import LocalBlobStore
 from branet_shared.storage.sqlite import SQLiteResultStore
 from tests.conftest import Serve
+from tests.factories import make_analysis
 from tests.images import gray_png
 
 pytestmark = pytest.mark.integration
@@ -49,29 +50,7 @@ EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def analysis(index: int, owner: str, *, same_time: bool = False) -> Analysis:
-    return Analysis.model_validate(
-        {
-            "id": uuid.UUID(int=index + 1).hex,
-            "owner": owner,
-            "modality": "ultrasound",
-            "label": "malignant",
-            "probabilities": {"benign": 0.3, "malignant": 0.7},
-            "confidence": 0.7,
-            "roi": None,
-            "models": {"classifier": {"name": "m", "version": "1"}},
-            "image": {
-                "url": "/x",
-                "content_type": "image/png",
-                "size": 1,
-                "sha256": "0" * 64,
-                "width": 1,
-                "height": 1,
-                "format": "png",
-            },
-            "timings": {"validate_ms": 1, "classify_ms": 1, "store_ms": 1, "total_ms": 3},
-            "created_at": EPOCH + (timedelta() if same_time else timedelta(seconds=index)),
-        }
-    )
+    return make_analysis(index, owner, same_time=same_time)
 
 
 @pytest.fixture(params=["sqlite", "firestore"])
@@ -149,6 +128,14 @@ async def test_pages_newest_first_without_gaps(results: ResultStore, same_time: 
         reverse=True,
     )
     assert seen == [a.id for a in expected]
+
+
+async def test_an_exactly_full_last_page_has_no_next_cursor(results: ResultStore) -> None:
+    alice = owner()
+    for index in range(10):
+        await results.add(analysis(index, alice))
+
+    assert (await results.list(alice, 10, None)).next_cursor is None
 
 
 async def test_delete_removes_the_record(results: ResultStore) -> None:

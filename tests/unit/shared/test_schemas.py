@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from branet_shared.schemas import Analysis, BoundingBox, Probabilities
-from tests.unit.shared.conftest import make_analysis
+from tests.factories import make_analysis
 
 
 def test_probabilities_must_sum_to_one() -> None:

@@ -1,11 +1,8 @@
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+"""Valid domain objects for tests."""
 
-import pytest
+from datetime import UTC, datetime, timedelta
 
 from branet_shared.schemas import Analysis
-from branet_shared.storage.sqlite import SQLiteResultStore
 
 EPOCH = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -14,7 +11,7 @@ def make_analysis(index: int, owner: str = "alice", *, same_time: bool = False) 
     """A complete, valid Analysis; later indexes are newer unless `same_time`."""
     return Analysis.model_validate(
         {
-            "id": f"{index:032x}",
+            "id": f"{index + 1:032x}",
             "owner": owner,
             "modality": "ultrasound",
             "label": "benign",
@@ -23,7 +20,7 @@ def make_analysis(index: int, owner: str = "alice", *, same_time: bool = False) 
             "roi": None,
             "models": {"classifier": {"name": "resnet18-ultrasound", "version": "1"}},
             "image": {
-                "url": f"/v1/analyses/{index:032x}/image",
+                "url": f"/v1/analyses/{index + 1:032x}/image",
                 "content_type": "image/png",
                 "size": 10,
                 "sha256": "0" * 64,
@@ -35,15 +32,3 @@ def make_analysis(index: int, owner: str = "alice", *, same_time: bool = False) 
             "created_at": EPOCH + (timedelta() if same_time else timedelta(seconds=index)),
         }
     )
-
-
-@pytest.fixture
-def analysis_factory() -> Callable[..., Analysis]:
-    return make_analysis
-
-
-@pytest.fixture
-async def results(tmp_path: Path) -> AsyncIterator[SQLiteResultStore]:
-    store = await SQLiteResultStore.open(tmp_path / "results.sqlite3")
-    yield store
-    await store.close()
