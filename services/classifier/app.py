@@ -12,6 +12,7 @@ import torch
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
+from branet_classifier.batching import MicroBatcher
 from branet_classifier.classify import ClassifierRegistry
 from branet_classifier.settings import ClassifierSettings
 from branet_shared.errors import (
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 class State(TypedDict):
     registry: ClassifierRegistry
     limiter: anyio.CapacityLimiter
+    batchers: dict[Modality, MicroBatcher]
 
 
 def load_registry(settings: ClassifierSettings) -> ClassifierRegistry:
@@ -61,8 +63,14 @@ def get_limiter(request: Request) -> anyio.CapacityLimiter:
     return limiter
 
 
+def get_batchers(request: Request) -> dict[Modality, MicroBatcher]:
+    batchers: dict[Modality, MicroBatcher] = request.state.batchers
+    return batchers
+
+
 RegistryDep = Annotated[ClassifierRegistry, Depends(get_registry)]
 LimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_limiter)]
+BatchersDep = Annotated[dict[Modality, MicroBatcher], Depends(get_batchers)]
 
 
 def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
@@ -77,7 +85,12 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             log.info("loaded %s model %s %s", modality, model.card.name, model.card.version)
         for modality, reason in registry.missing.items():
             log.warning("no %s model: %s", modality, reason)
-        yield {"registry": registry, "limiter": anyio.CapacityLimiter(settings.max_concurrency)}
+        limiter = anyio.CapacityLimiter(settings.max_concurrency)
+        batchers = {
+            modality: MicroBatcher(model, settings.max_batch, limiter)
+            for modality, model in registry.models.items()
+        }
+        yield {"registry": registry, "limiter": limiter, "batchers": batchers}
 
     app = create_service_app(
         title="BraNet classifier",
@@ -94,6 +107,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
     async def classify(
         registry: RegistryDep,
         limiter: LimiterDep,
+        batchers: BatchersDep,
         file: Annotated[UploadFile, File(description="JPEG or PNG, whole image or ROI crop")],
         modality: Annotated[Modality, Form()],
         explain: Annotated[bool, Form(description="add a Grad-CAM heatmap PNG")] = False,
@@ -102,11 +116,12 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         if model is None:
             raise ModelUnavailable(f"no {modality.value} classifier: {registry.missing[modality]}")
         data = await file.read(MAX_IMAGE_BYTES + 1)
+        if not explain:
+            image = (await anyio.to_thread.run_sync(validate_image, data)).image
+            return await batchers[modality].classify(image)
 
         def run() -> ClassifyResponse:
             image = validate_image(data).image
-            if not explain:
-                return model.classify(image)
             result, heatmap = model.explain(image)
             encoded = base64.b64encode(encode_png(heatmap)).decode()
             return result.model_copy(update={"heatmap_png": encoded})

@@ -19,5 +19,6 @@ class ClassifierSettings(BaseSettings):
     )
     torch_threads: int = Field(0, ge=0, description="intra-op threads; 0 = torch's default")
     max_concurrency: int = Field(1, ge=1, description="inferences run at once per process")
+    max_batch: int = Field(8, ge=1, le=64, description="images per forward pass under load")
     max_body_bytes: int = 10 * 1024 * 1024 + 64 * 1024
     log_level: str = "INFO"

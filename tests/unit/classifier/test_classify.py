@@ -1,11 +1,14 @@
 """The ResNet18 classifier: loading shipped model files and classifying images."""
 
+import asyncio
 import json
 from pathlib import Path
 
+import anyio
 import pytest
 from PIL import Image
 
+from branet_classifier.batching import MicroBatcher
 from branet_classifier.classify import (
     ClassifierRegistry,
     ModelFileError,
@@ -78,3 +81,31 @@ def test_heatmap_has_the_size_of_the_classified_image(model_dir: Path) -> None:
     assert heatmap.mode == "RGB"
     assert result.probabilities.benign + result.probabilities.malignant == pytest.approx(1.0)
     assert result.probabilities == model.classify(image).probabilities
+
+
+async def test_concurrent_requests_share_forward_passes_with_the_same_answers(
+    model_dir: Path,
+) -> None:
+    model = ResNet18Classifier.load(model_dir / "ultrasound.json")
+    batcher = MicroBatcher(model, max_batch=8, limiter=anyio.CapacityLimiter(1))
+    images = [Image.fromarray(lesion_array(seed=seed)) for seed in range(12)]
+
+    together = await asyncio.gather(*(batcher.classify(image) for image in images))
+
+    assert batcher.batches_run < len(images)
+    for image, result in zip(images, together, strict=True):
+        alone = model.classify(image)
+        assert result.label == alone.label
+        assert result.probabilities.malignant == pytest.approx(
+            alone.probabilities.malignant, abs=1e-5
+        )
+
+
+async def test_a_lone_request_is_not_held_back(model_dir: Path) -> None:
+    model = ResNet18Classifier.load(model_dir / "ultrasound.json")
+    batcher = MicroBatcher(model, max_batch=8, limiter=anyio.CapacityLimiter(1))
+
+    result = await batcher.classify(Image.fromarray(lesion_array()))
+
+    assert batcher.batches_run == 1
+    assert result.model.name == "test-resnet18-ultrasound"
