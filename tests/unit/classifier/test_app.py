@@ -1,5 +1,6 @@
 """The classifier service's HTTP contract."""
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -65,3 +66,24 @@ async def test_bad_image_is_refused(client: httpx.AsyncClient) -> None:
 
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
+
+
+async def test_a_tampered_model_file_makes_the_service_not_ready(
+    serve: Serve, model_dir: Path, tmp_path: Path
+) -> None:
+    tampered = tmp_path / "models"
+    shutil.copytree(model_dir, tampered)
+    weights = tampered / "mammography.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
+    transport = await serve(create_app(ClassifierSettings(model_dir=tampered)))
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://classifier") as client:
+        ready = await client.get("/readyz")
+        ultrasound = await classify(client, gray_png(), "ultrasound")
+        mammography = await classify(client, gray_png(), "mammography")
+
+    assert ready.status_code == 503
+    assert "SHA-256" in ready.json()["checks"]["mammography"]["detail"]
+    assert ultrasound.status_code == 200
+    assert mammography.status_code == 503
+    assert mammography.json()["code"] == "model_unavailable"
