@@ -92,6 +92,35 @@ async def open_stores(settings: GatewaySettings) -> tuple[BlobStore, ResultStore
     return blobs, results
 
 
+def model_clients(
+    settings: GatewaySettings, http: httpx.AsyncClient
+) -> tuple[ClassifierClient, SegmenterClient]:
+    """Clients of the two model services, signing calls with ID tokens on Cloud Run."""
+
+    def auth_for(url: str) -> httpx.Auth | None:
+        if settings.model_auth == "none":
+            return None
+        return GoogleIdTokenAuth(url, settings.metadata_url, http)
+
+    classifier = ClassifierClient(
+        http,
+        service="classifier",
+        base_url=settings.classifier_url,
+        read_timeout_s=settings.classify_timeout_s,
+        retries=settings.model_retries,
+        auth=auth_for(settings.classifier_url),
+    )
+    segmenter = SegmenterClient(
+        http,
+        service="segmenter",
+        base_url=settings.segmenter_url,
+        read_timeout_s=settings.segment_timeout_s,
+        retries=settings.model_retries,
+        auth=auth_for(settings.segmenter_url),
+    )
+    return classifier, segmenter
+
+
 def create_app(
     settings: GatewaySettings | None = None,
     *,
@@ -109,30 +138,10 @@ def create_app(
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         )
 
-        def auth_for(url: str) -> httpx.Auth | None:
-            if settings.model_auth == "none":
-                return None
-            return GoogleIdTokenAuth(url, settings.metadata_url, http)
-
         analyses = AnalysisService(
             blobs,
             results,
-            ClassifierClient(
-                http,
-                service="classifier",
-                base_url=settings.classifier_url,
-                read_timeout_s=settings.classify_timeout_s,
-                retries=settings.model_retries,
-                auth=auth_for(settings.classifier_url),
-            ),
-            SegmenterClient(
-                http,
-                service="segmenter",
-                base_url=settings.segmenter_url,
-                read_timeout_s=settings.segment_timeout_s,
-                retries=settings.model_retries,
-                auth=auth_for(settings.segmenter_url),
-            ),
+            *model_clients(settings, http),
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
         )
