@@ -50,7 +50,7 @@ def load_registry(settings: ClassifierSettings) -> ClassifierRegistry:
         return ClassifierRegistry(
             missing={m: f"cannot fetch {settings.model_dir}: {exc}" for m in Modality}
         )
-    return ClassifierRegistry.load(folder)
+    return ClassifierRegistry.load(folder, settings.precision)
 
 
 def get_registry(request: Request) -> ClassifierRegistry:
