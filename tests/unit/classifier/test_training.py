@@ -24,34 +24,22 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_class_folders(tmp_path_factory.mktemp("data") / "site_a")
 
 
+def train_one_epoch(dataset: Path, report: Path, run: Path, version: str) -> None:
+    """`branet-train` at toy scale: two folds, one epoch, 32 px, shipped into run/models."""
+    train_main(
+        [
+            "--modality", "ultrasound", "--data", str(dataset), "--out", str(report),
+            "--work-dir", str(run / "work"), "--cv", "2", "--epochs", "1", "--size", "32",
+            "--batch-size", "4", "--ship", str(run / "models"), "--version", version,
+        ]
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One epoch, two folds, shipped: the whole `branet-train` command."""
     out = tmp_path_factory.mktemp("run")
-    train_main(
-        [
-            "--modality",
-            "ultrasound",
-            "--data",
-            str(dataset),
-            "--out",
-            str(out / "report"),
-            "--work-dir",
-            str(out / "work"),
-            "--cv",
-            "2",
-            "--epochs",
-            "1",
-            "--size",
-            "32",
-            "--batch-size",
-            "4",
-            "--ship",
-            str(out / "models"),
-            "--version",
-            "0.0.1-test",
-        ]
-    )
+    train_one_epoch(dataset, out / "report", out, "0.0.1-test")
     return out
 
 
@@ -111,30 +99,8 @@ def test_shipping_again_without_improvement_keeps_the_old_model(
 ) -> None:
     card = trained / "models" / "ultrasound.json"
     before = card.read_text()
-    train_main(
-        [
-            "--modality",
-            "ultrasound",
-            "--data",
-            str(dataset),
-            "--out",
-            str(trained / "r2"),
-            "--work-dir",
-            str(trained / "work"),
-            "--cv",
-            "2",
-            "--epochs",
-            "1",
-            "--size",
-            "32",
-            "--batch-size",
-            "4",
-            "--ship",
-            str(trained / "models"),
-            "--version",
-            "0.0.2-test",
-        ]
-    )
+
+    train_one_epoch(dataset, trained / "r2", trained, "0.0.2-test")
 
     assert card.read_text() == before
 
