@@ -1,0 +1,155 @@
+"""End to end through the gateway on the embedded stack, with the shipped models.
+
+    python bench/e2e.py [--image ../shared/data/busi/benign/"benign (1).png"] [--requests 200]
+
+Starts the three services as `branet up` does (fresh ports, a temporary data folder, rate
+limits lifted), then measures classify-only analyses: cold start per service (process start to
+/readyz), latency at concurrency 1 with where the time goes (the Analysis's own timings), and
+throughput and latency at concurrency 4, 16 and 64; and each service's peak memory.
+"""
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from branet_cli.stack import Ports, Stack
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def peak_rss_mib(pid: int | None) -> float:
+    if pid is None:
+        return float("nan")
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def load(url: str, image: bytes, concurrency: int, total: int) -> dict[str, float]:
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def one() -> None:
+            nonlocal failures
+            async with gate:
+                started = time.perf_counter()
+                response = await client.post(
+                    "/v1/analyses",
+                    files={"file": ("scan.png", image, "image/png")},
+                    data={"modality": "ultrasound"},
+                )
+                latencies.append((time.perf_counter() - started) * 1000)
+                failures += response.status_code != 201
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(total)))
+        elapsed = time.perf_counter() - started
+    return {
+        "concurrency": concurrency,
+        "requests": total,
+        "failed": failures,
+        "throughput_rps": total / elapsed,
+        "p50_ms": percentile(latencies, 0.5),
+        "p95_ms": percentile(latencies, 0.95),
+        "p99_ms": percentile(latencies, 0.99),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--image", type=Path, default=None, help="default: a synthetic 500×600")
+    parser.add_argument("--requests", type=int, default=200, help="per concurrency level")
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.image is not None:
+        image = args.image.read_bytes()
+    else:
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        pixels = np.random.default_rng(0).integers(0, 255, (500, 600), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        image = buffer.getvalue()
+
+    with tempfile.TemporaryDirectory() as home:
+        stack = Stack(
+            Path(home),
+            Ports(free_port(), free_port(), free_port()),
+            env={
+                "CLASSIFIER_MODEL_DIR": str(args.models.resolve()),
+                "GATEWAY_RATE_LIMIT_PER_USER": "1000000/minute",
+                "GATEWAY_RATE_LIMIT_PER_IP": "1000000/minute",
+                "GATEWAY_MAX_IN_FLIGHT_ANALYSES": "64",
+            },
+        )
+        cold: dict[str, float] = {}
+        try:
+            for service in stack.services:
+                started = time.perf_counter()
+                stack.start(service, timeout_s=180)
+                while httpx.get(f"{service.url}/readyz").status_code != 200 and (
+                    service.name != "segmenter"  # not ready without a SAM checkpoint
+                ):
+                    time.sleep(0.05)
+                cold[service.name] = time.perf_counter() - started
+            gateway = stack.services[-1].url
+            timings = [
+                httpx.post(
+                    f"{gateway}/v1/analyses",
+                    files={"file": ("scan.png", image, "image/png")},
+                    data={"modality": "ultrasound"},
+                    timeout=120,
+                ).json()["timings"]
+                for _ in range(30)
+            ]
+            rows = [asyncio.run(load(gateway, image, c, args.requests)) for c in (1, 4, 16, 64)]
+            memory = {s.name: peak_rss_mib(stack.pid(s)) for s in stack.services}
+        finally:
+            stack.down()
+
+    print(f"\nclassify-only analyses through the gateway, image {len(image)} bytes")
+    print("cold start (process start to /readyz; segmenter: to /healthz):")
+    for name, seconds in cold.items():
+        print(f"  {name:<11} {seconds:6.2f} s   peak RSS {memory[name]:6.0f} MiB")
+    print("where the time goes at concurrency 1 (median of 30, ms):")
+    for stage in ("validate_ms", "classify_ms", "store_ms", "total_ms"):
+        print(f"  {stage:<12} {statistics.median(t[stage] for t in timings):8.2f}")
+    print(f"{'conc.':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'failed':>7}")
+    for r in rows:
+        print(
+            f"{r['concurrency']:>5.0f} {r['throughput_rps']:>8.1f} {r['p50_ms']:>8.1f} "
+            f"{r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['failed']:>7.0f}"
+        )
+    if args.out is not None:
+        args.out.write_text(
+            json.dumps({"cold_start_s": cold, "peak_rss_mib": memory, "load": rows}, indent=2)
+        )
+
+
+if __name__ == "__main__":
+    main()
