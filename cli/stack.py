@@ -143,8 +143,10 @@ class Stack:
             return
         if service.name == "firestore-emulator" and (missing := firestore_emulator_missing()):
             raise RuntimeError(f"cannot start the Firestore emulator: {missing}")
-        for folder in ("run", "logs", f"gcs/{EMULATED_BUCKET}"):
+        for folder in ("run", "logs"):
             (self.home / folder).mkdir(parents=True, exist_ok=True)
+        if service.name == "gcs-emulator":  # a top-level folder is a bucket to fake-gcs-server
+            (self.home / "gcs" / EMULATED_BUCKET).mkdir(parents=True, exist_ok=True)
         command = service.command or (str(Path(sys.executable).parent / f"branet-{service.name}"),)
         with self.log_file(service).open("ab") as log:
             process = subprocess.Popen(

@@ -3,6 +3,7 @@
 import io
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,9 @@ def write_class_folders(root: Path, per_class: int = 6, size: tuple[int, int] = 
                 root / label / f"case{index:03}_mask.png"
             )
     return root
+
+
+def decode_rle(size: Sequence[int], counts: list[int]) -> np.ndarray:
+    """A COCO uncompressed RLE (column-major, starting with a 0-run) back to a bool mask."""
+    flat = np.concatenate([np.full(n, i % 2, dtype=bool) for i, n in enumerate(counts)])
+    return flat.reshape(tuple(size), order="F")

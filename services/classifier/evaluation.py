@@ -13,7 +13,7 @@ import json
 import logging
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
             "version": model.card.version,
             "sha256": model.card.weights_sha256,
             "data": ", ".join(str(d) for d in args.data),
-            "deduplication": dedup.__dict__,
+            "deduplication": asdict(dedup),
         },
         args.seed,
     )

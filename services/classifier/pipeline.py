@@ -36,7 +36,7 @@ from safetensors.torch import save_file
 from sklearn.model_selection import StratifiedGroupKFold
 
 from branet_classifier.classify import ClassifierCard
-from branet_classifier.data import DatasetSummary, Sample, load_samples
+from branet_classifier.data import Sample, load_samples
 from branet_classifier.evaluation import FoldResult, write_report
 from branet_classifier.training import ImageCache, TrainConfig, logits_of, pick_device, train
 from branet_shared.checksums import sha256_of_file
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         "device": str(pick_device(config.device)),
         "machine": platform.processor() or platform.machine(),
         "config": asdict(config),
-        "deduplication": asdict(dedup) if not isinstance(dedup, DatasetSummary) else dedup.__dict__,
+        "deduplication": asdict(dedup),
     }
     sections: dict[str, tuple[list[FoldResult], dict[str, Any]]] = {}
     if args.cv:

@@ -53,13 +53,18 @@ class PendingBlob:
     kind: BlobKind
     data: bytes
     content_type: str
+    sha256: str
+
+    @classmethod
+    def of(cls, kind: BlobKind, data: bytes, content_type: str) -> "PendingBlob":
+        return cls(kind, data, content_type, hashlib.sha256(data).hexdigest())
 
     def describe(self, analysis_id: str) -> StoredBlob:
         return StoredBlob(
             url=f"/v1/analyses/{analysis_id}/{self.kind}",
             content_type=self.content_type,
             size=len(self.data),
-            sha256=hashlib.sha256(self.data).hexdigest(),
+            sha256=self.sha256,
         )
 
 
@@ -144,7 +149,8 @@ class AnalysisService:
         explain: bool,
     ) -> ModelOutcome:
         """Segment (if asked), then classify the lesion crop if one was found, else the image."""
-        blobs = [PendingBlob("image", upload.data, upload.content_type)]
+        # Validation hashed the upload already.
+        blobs = [PendingBlob("image", upload.data, upload.content_type, upload.sha256)]
         segmentation, segment_ms = None, None
         if segment:
             started = time.perf_counter()
@@ -153,13 +159,13 @@ class AnalysisService:
             if segmentation.lesion_found:
                 mask = _decode_png(segmentation.mask_png, "segmenter", "mask")
                 crop = _decode_png(segmentation.roi_png, "segmenter", "ROI crop")
-                blobs += [PendingBlob("mask", mask, PNG), PendingBlob("roi", crop, PNG)]
+                blobs += [PendingBlob.of("mask", mask, PNG), PendingBlob.of("roi", crop, PNG)]
         to_classify = blobs[-1].data  # the lesion crop when there is one, else the image
         started = time.perf_counter()
         classification = await self.classifier.classify(to_classify, modality, explain)
         if classification.heatmap_png is not None:
             heatmap = _decode_png(classification.heatmap_png, "classifier", "heatmap")
-            blobs.append(PendingBlob("heatmap", heatmap, PNG))
+            blobs.append(PendingBlob.of("heatmap", heatmap, PNG))
             classification = classification.model_copy(update={"heatmap_png": None})
         return ModelOutcome(classification, segmentation, blobs, segment_ms, _ms_since(started))
 

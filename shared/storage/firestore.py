@@ -8,6 +8,8 @@ DESC) declared in infra/firestore.indexes.json, and testable on an emulator that
 `start_after` and offsets.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from google.api_core import exceptions as google_errors
@@ -20,6 +22,17 @@ from branet_shared.storage.base import PageCursor, ResultPage, ResultStore
 
 UNREACHABLE = (google_errors.GoogleAPIError, OSError)
 TIMEOUT_S = 10.0
+
+
+@contextmanager
+def _outage_is_unavailable() -> Iterator[None]:
+    """Any failure to reach Firestore becomes a 503 that names no internals."""
+    try:
+        yield
+    except google_errors.InvalidArgument:
+        raise  # a bad request, not an outage: the caller decides
+    except UNREACHABLE as exc:
+        raise StoreUnavailable(f"the result store is unavailable ({type(exc).__name__})") from None
 
 
 def sort_key(cursor: PageCursor) -> str:
@@ -51,22 +64,15 @@ class FirestoreResultStore(ResultStore):
             "sort_key": sort_key(PageCursor.after(analysis)),
             "analysis": analysis.model_dump(mode="json"),
         }
-        try:
+        with _outage_is_unavailable():
             await self.collection.document(analysis.id).create(document, timeout=TIMEOUT_S)
-        except UNREACHABLE as exc:
-            raise StoreUnavailable(
-                f"the result store is unavailable ({type(exc).__name__})"
-            ) from None
 
     async def _owned(self, owner: str, analysis_id: str) -> Any:
         try:
-            snapshot = await self.collection.document(analysis_id).get(timeout=TIMEOUT_S)
+            with _outage_is_unavailable():
+                snapshot = await self.collection.document(analysis_id).get(timeout=TIMEOUT_S)
         except google_errors.InvalidArgument:
             raise NotFound("no such analysis") from None  # not a valid document id
-        except UNREACHABLE as exc:
-            raise StoreUnavailable(
-                f"the result store is unavailable ({type(exc).__name__})"
-            ) from None
         if not snapshot.exists or snapshot.get("owner") != owner:
             raise NotFound("no such analysis")
         return snapshot
@@ -80,32 +86,20 @@ class FirestoreResultStore(ResultStore):
         if cursor is not None:
             query = query.where(filter=firestore.FieldFilter("sort_key", "<", sort_key(cursor)))
         query = query.order_by("sort_key", direction=firestore.Query.DESCENDING).limit(limit + 1)
-        try:
+        with _outage_is_unavailable():
             documents = [doc async for doc in query.stream(timeout=TIMEOUT_S)]
-        except UNREACHABLE as exc:
-            raise StoreUnavailable(
-                f"the result store is unavailable ({type(exc).__name__})"
-            ) from None
         items = [Analysis.model_validate(doc.get("analysis")) for doc in documents[:limit]]
         more = len(documents) > limit
         return ResultPage(items=items, next_cursor=PageCursor.after(items[-1]) if more else None)
 
     async def delete(self, owner: str, analysis_id: str) -> None:
         snapshot = await self._owned(owner, analysis_id)
-        try:
+        with _outage_is_unavailable():
             await snapshot.reference.delete(timeout=TIMEOUT_S)
-        except UNREACHABLE as exc:
-            raise StoreUnavailable(
-                f"the result store is unavailable ({type(exc).__name__})"
-            ) from None
 
     async def check(self) -> None:
-        try:
+        with _outage_is_unavailable():
             await self.collection.document("_readiness_probe").get(timeout=5.0)
-        except UNREACHABLE as exc:
-            raise StoreUnavailable(
-                f"the result store is unavailable ({type(exc).__name__})"
-            ) from None
 
     async def close(self) -> None:
         self.client.close()  # type: ignore[no-untyped-call]

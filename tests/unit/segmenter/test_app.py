@@ -13,7 +13,7 @@ from PIL import Image
 from branet_segmenter.app import create_app
 from branet_segmenter.settings import SegmenterSettings
 from tests.conftest import Serve
-from tests.images import gray_png
+from tests.images import decode_rle, gray_png
 
 ClientFactory = Callable[[SegmenterSettings], Awaitable[httpx.AsyncClient]]
 
@@ -45,11 +45,6 @@ async def segment(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
         files={"file": ("scan.png", gray_png())},
         data={"modality": "ultrasound", **fields},
     )
-
-
-def decode_rle(size: list[int], counts: list[int]) -> np.ndarray:
-    flat = np.concatenate([np.full(n, i % 2, dtype=bool) for i, n in enumerate(counts)])
-    return flat.reshape(size, order="F")
 
 
 async def test_box_prompt_returns_mask_box_and_crop(client: httpx.AsyncClient) -> None:

@@ -20,7 +20,7 @@ from branet_segmenter.segment import (
 )
 from branet_shared.images import roi_crop
 from branet_shared.schemas import BoundingBox, Modality, Point
-from tests.images import lesion_array
+from tests.images import decode_rle, lesion_array
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,6 @@ def segmenter(sam_checkpoint: Path) -> LesionSegmenter:
 
 
 RGB = np.stack([lesion_array(96, 80)] * 3, axis=-1)
-
-
-def decode_rle(size: tuple[int, int], counts: list[int]) -> np.ndarray:
-    flat = np.concatenate([np.full(n, i % 2, dtype=bool) for i, n in enumerate(counts)])
-    return flat.reshape(size, order="F")
 
 
 @pytest.mark.parametrize("first", [False, True])
