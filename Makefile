@@ -10,7 +10,7 @@ INFRA_VENV ?= .venv-infra
 DOCKERFILES := services/gateway/Dockerfile services/classifier/Dockerfile \
 	services/segmenter/Dockerfile tools/firestore-emulator/Dockerfile
 
-.PHONY: up up-cloud down status logs install test lint static-checks compose-tool browser emulators clean
+.PHONY: up up-cloud down status logs install test lint static-checks compose-tool browser emulators clean bench
 
 up: install  ## install, then start the three services on 127.0.0.1:8080-8082
 	$(BIN)/branet up
@@ -43,6 +43,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p branet_shared -p branet_gateway -p branet_classifier -p branet_segmenter -p branet_cli
 	$(BIN)/mypy tests bench
+
+# The benchmark suite with its peers (Flask, TorchServe: needs Java 17). BENCH_ARGS adds options,
+# e.g. BENCH_ARGS='--image "../shared/data/busi/malignant/malignant (12).png" --data ../shared/data/busi'
+bench: install  ## the benchmark suite: tables on stdout, JSON in bench/results/latest.json
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS),bench]' --config-settings editable_mode=strict
+	$(BIN)/python bench/suite.py --out bench/results/latest.json $(BENCH_ARGS)
 
 # Deployment files, checked without Docker or Terraform: compose, Dockerfiles, Terraform.
 static-checks: $(INFRA_VENV)/.installed compose-tool

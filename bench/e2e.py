@@ -10,14 +10,18 @@ throughput and latency at concurrency 4, 16 and 64; and each service's peak memo
 
 import argparse
 import asyncio
+import io
 import json
 import socket
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
+from PIL import Image
 
 from branet_cli.stack import Ports, Stack
 
@@ -76,32 +80,14 @@ async def load(url: str, image: bytes, concurrency: int, total: int) -> dict[str
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--image", type=Path, default=None, help="default: a synthetic 500×600")
-    parser.add_argument("--requests", type=int, default=200, help="per concurrency level")
-    parser.add_argument("--models", type=Path, default=Path("models"))
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    if args.image is not None:
-        image = args.image.read_bytes()
-    else:
-        import io
-
-        import numpy as np
-        from PIL import Image
-
-        pixels = np.random.default_rng(0).integers(0, 255, (500, 600), dtype=np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="PNG")
-        image = buffer.getvalue()
-
+def measure_stack(image: bytes, models: Path, requests: int) -> dict[str, Any]:
+    """Start the embedded stack, measure classify-only analyses through it, stop it."""
     with tempfile.TemporaryDirectory() as home:
         stack = Stack(
             Path(home),
             Ports(free_port(), free_port(), free_port()),
             env={
-                "CLASSIFIER_MODEL_DIR": str(args.models.resolve()),
+                "CLASSIFIER_MODEL_DIR": str(models.resolve()),
                 "GATEWAY_RATE_LIMIT_PER_USER": "1000000/minute",
                 "GATEWAY_RATE_LIMIT_PER_IP": "1000000/minute",
                 "GATEWAY_MAX_IN_FLIGHT_ANALYSES": "64",
@@ -111,7 +97,7 @@ def main() -> None:
         try:
             for service in stack.services:
                 started = time.perf_counter()
-                stack.start(service, timeout_s=180)
+                stack.start(service, timeout_s=300)
                 while httpx.get(f"{service.url}/readyz").status_code != 200 and (
                     service.name != "segmenter"  # not ready without a SAM checkpoint
                 ):
@@ -127,28 +113,53 @@ def main() -> None:
                 ).json()["timings"]
                 for _ in range(30)
             ]
-            rows = [asyncio.run(load(gateway, image, c, args.requests)) for c in (1, 4, 16, 64)]
+            rows = [asyncio.run(load(gateway, image, c, requests)) for c in (1, 4, 16, 64)]
             memory = {s.name: peak_rss_mib(stack.pid(s)) for s in stack.services}
         finally:
             stack.down()
+    stages = {
+        stage: statistics.median(t[stage] for t in timings)
+        for stage in ("validate_ms", "classify_ms", "store_ms", "total_ms")
+    }
+    return {"cold_start_s": cold, "peak_rss_mib": memory, "stages_ms": stages, "load": rows}
 
-    print(f"\nclassify-only analyses through the gateway, image {len(image)} bytes")
+
+def print_stack(result: dict[str, Any]) -> None:
     print("cold start (process start to /readyz; segmenter: to /healthz):")
-    for name, seconds in cold.items():
-        print(f"  {name:<11} {seconds:6.2f} s   peak RSS {memory[name]:6.0f} MiB")
+    for name, seconds in result["cold_start_s"].items():
+        print(f"  {name:<11} {seconds:6.2f} s   peak RSS {result['peak_rss_mib'][name]:6.0f} MiB")
     print("where the time goes at concurrency 1 (median of 30, ms):")
-    for stage in ("validate_ms", "classify_ms", "store_ms", "total_ms"):
-        print(f"  {stage:<12} {statistics.median(t[stage] for t in timings):8.2f}")
+    for stage, ms in result["stages_ms"].items():
+        print(f"  {stage:<12} {ms:8.2f}")
     print(f"{'conc.':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'failed':>7}")
-    for r in rows:
+    for r in result["load"]:
         print(
             f"{r['concurrency']:>5.0f} {r['throughput_rps']:>8.1f} {r['p50_ms']:>8.1f} "
             f"{r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['failed']:>7.0f}"
         )
+
+
+def synthetic_png() -> bytes:
+    """A 500×600 noise PNG, when no real image is given."""
+    pixels = np.random.default_rng(0).integers(0, 255, (500, 600), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--image", type=Path, default=None, help="default: a synthetic 500×600")
+    parser.add_argument("--requests", type=int, default=200, help="per concurrency level")
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    image = args.image.read_bytes() if args.image is not None else synthetic_png()
+    result = measure_stack(image, args.models, args.requests)
+    print(f"\nclassify-only analyses through the gateway, image {len(image)} bytes")
+    print_stack(result)
     if args.out is not None:
-        args.out.write_text(
-            json.dumps({"cold_start_s": cold, "peak_rss_mib": memory, "load": rows}, indent=2)
-        )
+        args.out.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Does bf16 keep the classifier's answers? Label agreement and probability difference against
-fp32 on real images, and the speed of each.
+fp32 eager on real images, for bf16 eager and bf16 compiled (the serving default), and the
+speed of each.
 
     python bench/precision.py --model models/ultrasound.json --data ../shared/data/busi
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from branet_classifier.classify import ResNet18Classifier
+from branet_classifier.classify import COMPILED_BATCH_SIZES, ResNet18Classifier
 from branet_classifier.data import load_samples
 from branet_classifier.training import ImageCache, model_input
 
@@ -37,7 +38,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, nargs="+", required=True)
     args = parser.parse_args()
     fp32 = ResNet18Classifier.load(args.model, "fp32")
-    bf16 = ResNet18Classifier.load(args.model, "bf16")
+    variants = {
+        "bf16 eager": ResNet18Classifier.load(args.model, "bf16"),
+        "bf16 compiled": ResNet18Classifier.load(args.model, "bf16", compiled=True),
+    }
     samples, _ = load_samples(args.data)
     images = ImageCache()
     inputs = torch.cat(
@@ -46,27 +50,42 @@ def main() -> None:
             for s in samples
         ]
     )
-    chunks = [inputs[start : start + 32] for start in range(0, len(inputs), 32)]
-    reference = torch.cat([fp32.predict(chunk) for chunk in chunks])
-    reduced = torch.cat([bf16.predict(chunk) for chunk in chunks])
-    agreement = float((reference.argmax(1) == reduced.argmax(1)).float().mean())
-    difference = (reference[:, 1] - reduced[:, 1]).abs()
-
+    reference = predict_all(fp32, inputs)
     print(
         f"{fp32.card.name} {fp32.card.version} on {len(samples)} images of "
         f"{', '.join(d.name for d in args.data)}"
     )
-    print(f"label agreement bf16 vs fp32: {agreement:.4f} (floor {AGREEMENT_FLOOR})")
-    print(
-        f"|P(malignant) difference|: max {float(difference.max()):.4f}, "
-        f"mean {float(difference.mean()):.4f}"
-    )
-    print(f"{'batch':>5} {'fp32 ms':>9} {'bf16 ms':>9} {'speed-up':>9}")
-    for size in (1, 8, 32):
+    print(f"{'variant':<14} {'agreement':>9} {'max |dP|':>9} {'mean |dP|':>9}")
+    for name, model in variants.items():
+        reduced = predict_all(model, inputs)
+        agreement = float((reference.argmax(1) == reduced.argmax(1)).float().mean())
+        difference = (reference[:, 1] - reduced[:, 1]).abs()
+        verdict = "keeps labels" if agreement >= AGREEMENT_FLOOR else "CHANGES labels"
+        print(
+            f"{name:<14} {agreement:>9.4f} {float(difference.max()):>9.4f} "
+            f"{float(difference.mean()):>9.4f}  {verdict}"
+        )
+    print(f"\n{'batch':>5} {'fp32 ms':>9}" + "".join(f" {name:>14}" for name in variants))
+    for size in COMPILED_BATCH_SIZES:
         batch = inputs[:size]
-        slow, fast = median_ms(fp32, batch), median_ms(bf16, batch)
-        print(f"{size:>5} {slow:>9.2f} {fast:>9.2f} {slow / fast:>8.2f}x")
-    print("bf16 keeps the predictions" if agreement >= AGREEMENT_FLOOR else "bf16 CHANGES labels")
+        slow = median_ms(fp32, batch)
+        cells = []
+        for model in variants.values():
+            fast = median_ms(model, batch)
+            cells.append(f"{fast:6.2f} ({slow / fast:.2f}x)")
+        print(f"{size:>5} {slow:>9.2f}" + "".join(f" {cell:>14}" for cell in cells))
+
+
+def predict_all(model: ResNet18Classifier, inputs: torch.Tensor) -> torch.Tensor:
+    """In chunks of 8, the largest compiled batch size (a partial chunk is split to fit)."""
+    outputs = []
+    for start in range(0, len(inputs), 8):
+        chunk = inputs[start : start + 8]
+        while len(chunk):
+            size = max(s for s in COMPILED_BATCH_SIZES if s <= len(chunk))
+            outputs.append(model.predict(chunk[:size]))
+            chunk = chunk[size:]
+    return torch.cat(outputs)
 
 
 if __name__ == "__main__":

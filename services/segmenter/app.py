@@ -69,9 +69,12 @@ def load_segmenter(settings: SegmenterSettings) -> LoadedSegmenter:
             checkpoint,
             settings.checkpoint_sha256,
             EmbeddingCache(settings.embedding_cache_entries),
+            settings.precision,
+            settings.compile,
         )
     except CheckpointError as exc:
         return LoadedSegmenter(None, f"{exc} (check SEGMENTER_CHECKPOINT)")
+    segmenter.warm_up()
     return LoadedSegmenter(segmenter)
 
 

@@ -144,10 +144,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--points-per-side", type=int, default=16)
     parser.add_argument("--max-side", type=int, default=512)
     parser.add_argument("--no-automatic", action="store_true", help="skip automatic mode")
+    parser.add_argument(
+        "--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="image encoder's"
+    )
+    parser.add_argument("--compile", action="store_true", help="compile the image encoder")
     parser.add_argument("--out", type=Path, default=None, help="write the scores as JSON")
     args = parser.parse_args(argv)
 
-    segmenter = LesionSegmenter.load(args.model_type, args.checkpoint, args.checkpoint_sha256)
+    segmenter = LesionSegmenter.load(
+        args.model_type,
+        args.checkpoint,
+        args.checkpoint_sha256,
+        precision=args.precision,
+        compiled=args.compile,
+    )
     items = [i for i in list_class_folders(args.data) if i.mask is not None]
     if args.limit is not None:
         items = [i for label in Label for i in [x for x in items if x.label is label][: args.limit]]

@@ -6,6 +6,7 @@ masks on a grid of points and keeps the most lesion-like one by a documented rul
 """
 
 import base64
+import logging
 import pickle
 import threading
 import time
@@ -28,8 +29,10 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
+from branet_segmenter.acceleration import FastImageEncoder, accelerate
 from branet_segmenter.checkpoints import OFFICIAL_CHECKPOINTS
 from branet_shared.checksums import sha256_of_file
+from branet_shared.hardware import Precision, resolve_precision
 from branet_shared.images import ValidatedImage, encode_png, roi_crop
 from branet_shared.schemas import (
     BoundingBox,
@@ -43,6 +46,9 @@ from branet_shared.schemas import (
 
 BoolMask = npt.NDArray[np.bool_]
 RGBImage = npt.NDArray[np.uint8]
+
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(Exception):
@@ -209,10 +215,13 @@ class LesionSegmenter:
         checkpoint: Path,
         expected_sha256: str | None = None,
         cache: EmbeddingCache | None = None,
+        precision: Precision = "fp32",
+        compiled: bool = False,
     ) -> "LesionSegmenter":
         """Build `model_type` from `checkpoint`, refusing any file but the expected one.
 
-        The expected SHA-256 is the configured one, else the official checkpoint's.
+        The expected SHA-256 is the configured one, else the official checkpoint's. The image
+        encoder runs in `precision`, compiled or not (see `acceleration`).
         """
         if model_type not in BUILDERS:
             raise CheckpointError(f"unknown SAM model type {model_type!r}")
@@ -233,7 +242,9 @@ class LesionSegmenter:
             raise CheckpointError(
                 f"{checkpoint} is not a {model_type} SAM checkpoint: {first_line}"
             ) from None
-        return cls(sam, model_type, actual, cache)
+        return cls(
+            accelerate(sam, resolve_precision(precision), compiled), model_type, actual, cache
+        )
 
     @property
     def ref(self) -> ModelRef:
@@ -242,6 +253,23 @@ class LesionSegmenter:
             version=self.checkpoint_sha256[:12],
             sha256=self.checkpoint_sha256,
         )
+
+    def warm_up(self) -> None:
+        """One embedding of a blank image, so compilation happens now, not in a request.
+
+        Where compilation fails (no C++ compiler, an unsupported CPU) the encoder runs eager.
+        """
+        size = self.sam.image_encoder.img_size
+        blank = np.zeros((size, size, 3), dtype=np.uint8)
+        try:
+            with torch.inference_mode():
+                SamPredictor(self.sam).set_image(blank)
+        except Exception:  # Inductor raises many kinds; any of them means "run eager"
+            encoder = self.sam.image_encoder
+            if not isinstance(encoder, FastImageEncoder) or encoder.compiled is None:
+                raise
+            log.warning("compiling the SAM image encoder failed; running it eager", exc_info=True)
+            encoder.compiled = None
 
     def _predictor(self, rgb: RGBImage, image_sha256: str) -> SamPredictor:
         """A predictor with the image's embedding, from the cache when it is there."""

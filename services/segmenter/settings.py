@@ -5,6 +5,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from branet_segmenter.segment import AutomaticSettings
+from branet_shared.hardware import Precision
 
 
 class SegmenterSettings(BaseSettings):
@@ -26,6 +27,14 @@ class SegmenterSettings(BaseSettings):
         None,
         pattern=r"^[0-9a-f]{64}$",
         description="expected SHA-256; defaults to the official checkpoint's for vit_*",
+    )
+    precision: Precision = Field(
+        "auto",
+        description="the image encoder's: bf16 (about 2x) where the CPU has bf16 units with "
+        "auto; bench/suite.py measures mask IoU against fp32",
+    )
+    compile: bool = Field(
+        True, description="compile the image encoder at start (about 30 s; 1.25x faster)"
     )
     embedding_cache_entries: int = Field(8, ge=0, le=256, description="4 MiB each for ViT")
     auto_points_per_side: int = Field(16, ge=4, le=64, description="automatic mode's point grid")

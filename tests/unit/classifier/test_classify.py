@@ -2,10 +2,12 @@
 
 import asyncio
 import json
+from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
-import anyio
 import pytest
+import torch
 from PIL import Image
 
 from branet_classifier.batching import MicroBatcher
@@ -17,6 +19,12 @@ from branet_classifier.classify import (
 from branet_shared.schemas import Label, Modality
 from tests.images import lesion_array
 from tests.models import write_classifier
+
+
+@pytest.fixture
+def inference() -> Iterator[Executor]:
+    with ThreadPoolExecutor(1) as executor:
+        yield executor
 
 
 def test_a_shipped_model_classifies_gray_and_colour_images(model_dir: Path) -> None:
@@ -84,13 +92,15 @@ def test_heatmap_has_the_size_of_the_classified_image(model_dir: Path) -> None:
 
 
 async def test_concurrent_requests_share_forward_passes_with_the_same_answers(
-    model_dir: Path,
+    model_dir: Path, inference: Executor
 ) -> None:
     model = ResNet18Classifier.load(model_dir / "ultrasound.json")
-    batcher = MicroBatcher(model, max_batch=8, limiter=anyio.CapacityLimiter(1))
+    batcher = MicroBatcher(model, max_batch=8, executor=inference)
     images = [Image.fromarray(lesion_array(seed=seed)) for seed in range(12)]
 
-    together = await asyncio.gather(*(batcher.classify(image) for image in images))
+    together = await asyncio.gather(
+        *(batcher.classify(model.preprocess(image)) for image in images)
+    )
 
     assert batcher.batches_run < len(images)
     for image, result in zip(images, together, strict=True):
@@ -101,11 +111,68 @@ async def test_concurrent_requests_share_forward_passes_with_the_same_answers(
         )
 
 
-async def test_a_lone_request_is_not_held_back(model_dir: Path) -> None:
+async def test_a_lone_request_is_not_held_back(model_dir: Path, inference: Executor) -> None:
     model = ResNet18Classifier.load(model_dir / "ultrasound.json")
-    batcher = MicroBatcher(model, max_batch=8, limiter=anyio.CapacityLimiter(1))
+    batcher = MicroBatcher(model, max_batch=8, executor=inference)
 
-    result = await batcher.classify(Image.fromarray(lesion_array()))
+    result = await batcher.classify(model.preprocess(Image.fromarray(lesion_array())))
 
     assert batcher.batches_run == 1
     assert result.model.name == "test-resnet18-ultrasound"
+
+
+@pytest.fixture(scope="module")
+def compiled_bf16(model_dir: Path) -> ResNet18Classifier:
+    model = ResNet18Classifier.load(model_dir / "ultrasound.json", "bf16", compiled=True)
+    model.warm_up()
+    return model
+
+
+def test_the_compiled_bf16_model_answers_as_fp32_eager(
+    model_dir: Path, compiled_bf16: ResNet18Classifier
+) -> None:
+    reference = ResNet18Classifier.load(model_dir / "ultrasound.json", "fp32")
+    batch = torch.cat(
+        [reference.preprocess(Image.fromarray(lesion_array(seed=seed))) for seed in range(8)]
+    )
+
+    fast, exact = compiled_bf16.predict(batch), reference.predict(batch)
+
+    assert fast.dtype == torch.float32
+    assert torch.allclose(fast.sum(dim=1), torch.ones(8))
+    assert float((fast - exact).abs().max()) < 0.02
+
+
+async def test_a_compiled_model_is_fed_only_the_batch_sizes_it_was_compiled_for(
+    compiled_bf16: ResNet18Classifier, inference: Executor
+) -> None:
+    batcher = MicroBatcher(compiled_bf16, max_batch=8, executor=inference)
+    images = [Image.fromarray(lesion_array(seed=seed)) for seed in range(7)]
+
+    results = await asyncio.gather(
+        *(batcher.classify(compiled_bf16.preprocess(image)) for image in images)
+    )
+
+    assert len(results) == 7
+    assert [batcher.batch_size(n) for n in (1, 3, 7, 20)] == [1, 2, 4, 8]
+    assert MicroBatcher(compiled_bf16, 6, inference).batch_size(7) == 4
+
+
+def test_a_model_whose_compilation_fails_serves_eager(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_compiler(network: torch.nn.Module, **_: object) -> object:
+        def fail(*args: object) -> None:
+            raise RuntimeError("no C++ compiler")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    model = ResNet18Classifier.load(model_dir / "ultrasound.json", "bf16", compiled=True)
+
+    model.warm_up()
+
+    assert not model.compiled
+    assert model.batch_sizes is None
+    result = model.classify(Image.fromarray(lesion_array()))
+    assert result.probabilities.benign + result.probabilities.malignant == pytest.approx(1.0)

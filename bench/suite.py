@@ -1,0 +1,378 @@
+"""BraNet's benchmark suite: every figure the README quotes, in one bounded run.
+
+    make bench                     # installs the peers, then runs this with the defaults
+    python bench/suite.py --image IMG --data ../shared/data/busi --out bench/results.json
+
+Sections, each a table on stdout and a key in the JSON:
+
+1. machine: CPU, bf16/int8 units, torch, and the measured matrix rate (fp32 and bf16 GEMM),
+   which sets each model's compute floor (its FLOPs over that rate);
+2. classifier stages in-process: decode, preprocess, inference at batch 1 and 8 for fp32 eager,
+   bf16 eager and bf16 compiled, encode; each inference also as a multiple of its floor;
+3. classifier servers head to head on the same weights and image: BraNet's classifier service,
+   the naive Flask fp32 server and TorchServe: cold start, p50/p95/p99 at concurrency 1,
+   throughput at 16, peak memory, the answer each gives; ratios to BraNet;
+4. end to end through the gateway on the embedded stack (bench/e2e.py);
+5. SAM ViT-B image encoder at 1024² (random weights: latency does not depend on them): fp32
+   eager (the package as is), fused attention, bf16, bf16 compiled, as a multiple of the floor,
+   and box-prompt mask IoU of each against fp32 eager on --data images (boxes from their masks);
+6. the model stages on the GPU, when there is one.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from contenders import branet_server, flask_server, torchserve_server
+from e2e import measure_stack, print_stack, synthetic_png
+from PIL import Image
+from segment_anything import SamPredictor
+from serving import measure_server, percentile
+from torch.utils.flop_counter import FlopCounterMode
+
+from branet_classifier.classify import ResNet18Classifier
+from branet_segmenter.acceleration import accelerate
+from branet_segmenter.segment import BUILDERS
+from branet_shared.hardware import cpu_has_bf16
+from branet_shared.images import validate_image
+
+Row = dict[str, Any]
+
+
+def timed_ms(run: Callable[[], object], runs: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def summary(times: list[float]) -> Row:
+    return {
+        "p50_ms": statistics.median(times),
+        "p95_ms": percentile(times, 0.95),
+        "p99_ms": percentile(times, 0.99),
+    }
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(flags.split(":", 1)[-1].split())
+
+
+def matrix_rate_tflops(dtype: torch.dtype, device: str = "cpu", n: int = 2048) -> float:
+    """The best of several n×n GEMMs: what this machine's matrix units reach."""
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+
+    def run() -> None:
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    best_ms = min(timed_ms(run, 8, warmup=2))
+    return 2 * n**3 / best_ms / 1e9
+
+
+def machine() -> Row:
+    flags = cpu_flags()
+    row: Row = {
+        "cpu": platform.processor() or platform.machine(),
+        "cpus": torch.get_num_threads(),
+        "bf16_units": cpu_has_bf16(),
+        "flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx2"}),
+        "torch": torch.__version__,
+        "fp32_tflops": matrix_rate_tflops(torch.float32),
+        "bf16_tflops": matrix_rate_tflops(torch.bfloat16),
+    }
+    print("\n## 1. Machine")
+    print(
+        f"{row['cpus']} threads, {', '.join(row['flags'])}; torch {row['torch']}; "
+        f"GEMM fp32 {row['fp32_tflops']:.3f} TFLOP/s, bf16 {row['bf16_tflops']:.3f} TFLOP/s"
+    )
+    return row
+
+
+def forward_flops(network: torch.nn.Module, inputs: torch.Tensor) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        network(inputs)
+    return int(counter.get_total_flops())
+
+
+def classifier_stages(card: Path, image: bytes, rate: Row, runs: int) -> Row:
+    """Each stage of one classification, in this process."""
+    validated = validate_image(image)
+    fp32 = ResNet18Classifier.load(card, "fp32")
+    inputs = fp32.preprocess(validated.image)
+    flops = forward_flops(fp32.network, inputs)
+    precision: Literal["fp32", "bf16"] = "bf16" if cpu_has_bf16() else "fp32"
+    started = time.perf_counter()
+    compiled = ResNet18Classifier.load(card, precision, compiled=True)
+    compiled.warm_up()
+    compile_s = time.perf_counter() - started
+    variants = {
+        "fp32 eager": fp32,
+        f"{precision} eager": ResNet18Classifier.load(card, precision),
+        f"{precision} compiled": compiled,
+    }
+    floor_ms = flops / (rate[f"{precision}_tflops"] * 1e9)
+    rows: list[Row] = [
+        {"stage": "decode + validate", **summary(timed_ms(lambda: validate_image(image), runs))},
+        {
+            "stage": "preprocess",
+            **summary(timed_ms(lambda: fp32.preprocess(validated.image), runs)),
+        },
+    ]
+    for batch_size in (1, 8):
+        batch = inputs.repeat(batch_size, 1, 1, 1)
+        for name, model in variants.items():
+            times = timed_ms(lambda m=model, b=batch: m.predict(b), runs)  # type: ignore[misc]
+            row = {"stage": f"inference {name}, batch {batch_size}", **summary(times)}
+            row["x_floor"] = row["p50_ms"] / (floor_ms * batch_size)
+            rows.append(row)
+    answer = compiled.classify(validated.image)
+    rows.append(
+        {"stage": "encode (response JSON)", **summary(timed_ms(answer.model_dump_json, runs))}
+    )
+    print(f"\n## 2. Classifier stages ({card.name}, image {validated.width}×{validated.height})")
+    print(
+        f"ResNet18 at {fp32.card.input_size}²: {flops / 1e9:.2f} GFLOP per image; floor "
+        f"{floor_ms:.2f} ms at the {precision} GEMM rate; compile + warm-up {compile_s:.1f} s"
+    )
+    print(f"{'stage':<34} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'x floor':>8}")
+    for row in rows:
+        floor = f"{row['x_floor']:.2f}" if "x_floor" in row else ""
+        print(
+            f"{row['stage']:<34} {row['p50_ms']:>8.3f} {row['p95_ms']:>8.3f} "
+            f"{row['p99_ms']:>8.3f} {floor:>8}"
+        )
+    return {"gflop": flops / 1e9, "floor_ms": floor_ms, "compile_s": compile_s, "rows": rows}
+
+
+def servers(card: Path, image: bytes, requests: int, peers: bool, workdir: Path) -> list[Row]:
+    """BraNet's classifier service against the naive and the established way to serve it."""
+    contenders = [branet_server(card, image, "ultrasound", {})]
+    if peers:
+        contenders += [flask_server(card, image), torchserve_server(card, image, workdir / "ts")]
+    results = []
+    for server in contenders:
+        log = workdir / f"{server.name}.log"
+        try:
+            results.append(measure_server(server, log, requests))
+        except (RuntimeError, OSError) as exc:  # a peer that will not run here is reported
+            print(f"{server.name}: {exc}")
+            results.append({"name": server.name, "error": str(exc)})
+    ours = results[0]
+    print("\n## 3. Classifier servers, same weights, same image")
+    print(
+        f"{'server':<12} {'cold s':>7} {'c1 p50':>7} {'c1 p95':>7} {'c1 p99':>7} "
+        f"{'c16 rps':>8} {'c16 p50':>8} {'RSS MiB':>8} {'P(mal.)':>8} {'ours/them rps':>13}"
+    )
+    for result in results:
+        if "error" in result:
+            print(f"{result['name']:<12} failed: {result['error']}")
+            continue
+        one, sixteen = result["load"]
+        ratio = ours["load"][1]["throughput_rps"] / sixteen["throughput_rps"]
+        result["throughput_ratio_c16"] = ratio
+        result["p50_ratio_c1"] = one["p50_ms"] / ours["load"][0]["p50_ms"]
+        print(
+            f"{result['name']:<12} {result['cold_start_s']:>7.1f} {one['p50_ms']:>7.1f} "
+            f"{one['p95_ms']:>7.1f} {one['p99_ms']:>7.1f} {sixteen['throughput_rps']:>8.1f} "
+            f"{sixteen['p50_ms']:>8.1f} {result['peak_rss_mib']:>8.0f} "
+            f"{result['p_malignant']:>8.4f} {ratio:>12.2f}x"
+        )
+    return results
+
+
+def box_prompts(data: Path | None, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(RGB image, box) pairs: BUSI-style `<name>_mask.png` beside each image, box from it."""
+    if data is None:
+        return []
+    pairs = []
+    for mask_path in sorted(data.rglob("*_mask.png"))[:count]:
+        image_path = mask_path.with_name(mask_path.name.replace("_mask", ""))
+        mask = np.asarray(Image.open(mask_path).convert("L")) > 0
+        if not image_path.exists() or not mask.any():
+            continue
+        ys, xs = np.nonzero(mask)
+        box = np.array([xs.min(), ys.min(), xs.max(), ys.max()])
+        pairs.append((np.asarray(Image.open(image_path).convert("RGB")), box))
+    return pairs
+
+
+def sam_masks(sam: Any, prompts: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    predictor = SamPredictor(sam)
+    masks = []
+    with torch.inference_mode():
+        for rgb, box in prompts:
+            predictor.set_image(rgb)
+            found, scores, _ = predictor.predict(box=box, multimask_output=True)
+            masks.append(found[int(np.argmax(scores))])
+    return masks
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def sam_encoder(rate: Row, data: Path | None, prompts: int, repeats: int) -> list[Row]:
+    """The ViT-B image encoder as the package ships it and as the segmenter runs it."""
+    torch.manual_seed(0)
+    state = BUILDERS["vit_b"]().state_dict()
+    pixels = torch.randn(1, 3, 1024, 1024)
+    pairs = box_prompts(data, prompts)
+    precision: Literal["fp32", "bf16"] = "bf16" if cpu_has_bf16() else "fp32"
+    variants: list[tuple[str, Callable[[Any], Any]]] = [
+        ("fp32 eager (package)", lambda sam: sam),
+        ("fp32 fused attention", lambda sam: accelerate(sam, "fp32", compiled=False)),
+        (f"{precision} fused attention", lambda sam: accelerate(sam, precision, compiled=False)),
+        (f"{precision} compiled", lambda sam: accelerate(sam, precision, compiled=True)),
+    ]
+    rows: list[Row] = []
+    reference: list[np.ndarray] = []
+    flops = 0
+    for name, build in variants:
+        sam = BUILDERS["vit_b"]()
+        sam.load_state_dict(state)
+        started = time.perf_counter()
+        sam = build(sam.eval())
+        with torch.inference_mode():
+            sam.image_encoder(pixels)  # compiles, if it is to be compiled
+        first_s = time.perf_counter() - started
+        if not flops:
+            flops = forward_flops(sam.image_encoder, pixels)
+
+        def encode(encoder: torch.nn.Module = sam.image_encoder) -> None:
+            with torch.inference_mode():
+                encoder(pixels)
+
+        times = timed_ms(encode, repeats, warmup=0)
+        masks = sam_masks(sam, pairs)
+        reference = reference or masks
+        ious = [iou(a, b) for a, b in zip(masks, reference, strict=True)]
+        rows.append(
+            {
+                "variant": name,
+                "first_call_s": first_s,
+                "p50_s": statistics.median(times) / 1000,
+                "min_iou": min(ious) if ious else None,
+                "mean_iou": statistics.mean(ious) if ious else None,
+            }
+        )
+    floor_s = flops / (rate[f"{precision}_tflops"] * 1e12)
+    print(f"\n## 5. SAM ViT-B image encoder, 1024², {flops / 1e9:.0f} GFLOP, floor {floor_s:.2f} s")
+    print(f"   mask IoU against fp32 eager: box prompts from {len(pairs)} --data masks")
+    print(
+        f"{'variant':<26} {'p50 s':>7} {'speed-up':>9} {'x floor':>8} {'1st call s':>10} "
+        f"{'min IoU':>8} {'mean IoU':>9}"
+    )
+    for row in rows:
+        row["speed_up"] = rows[0]["p50_s"] / row["p50_s"]
+        row["x_floor"] = row["p50_s"] / floor_s
+        agreement = (
+            f"{row['min_iou']:>8.4f} {row['mean_iou']:>9.4f}" if row["min_iou"] is not None else ""
+        )
+        print(
+            f"{row['variant']:<26} {row['p50_s']:>7.2f} {row['speed_up']:>8.2f}x "
+            f"{row['x_floor']:>8.2f} {row['first_call_s']:>10.1f} {agreement}"
+        )
+    return rows
+
+
+def gpu_stages(card: Path, image: bytes) -> Row | None:
+    """The same model stages on CUDA, reported apart from the CPU's."""
+    if not torch.cuda.is_available():
+        print("\n## 6. GPU: none here")
+        return None
+    rate = {
+        "fp32_tflops": matrix_rate_tflops(torch.float32, "cuda", 8192),
+        "bf16_tflops": matrix_rate_tflops(torch.bfloat16, "cuda", 8192),
+    }
+    model = ResNet18Classifier.load(card, "fp32")
+    inputs = model.preprocess(validate_image(image).image).cuda()
+    rows: list[Row] = []
+    for dtype in (torch.float32, torch.bfloat16):
+        network = model.network.to("cuda", dtype)
+        for batch_size in (1, 8, 64):
+            batch = inputs.repeat(batch_size, 1, 1, 1).to(dtype)
+
+            def run(n: torch.nn.Module = network, b: torch.Tensor = batch) -> None:
+                with torch.inference_mode():
+                    n(b)
+                torch.cuda.synchronize()
+
+            rows.append(
+                {"stage": f"ResNet18 {dtype}, batch {batch_size}", **summary(timed_ms(run, 50))}
+            )
+    sam = BUILDERS["vit_b"]().eval().cuda()
+    pixels = torch.randn(1, 3, 1024, 1024, device="cuda")
+    for dtype in (torch.float32, torch.bfloat16):
+        encoder = accelerate(sam, "fp32", compiled=False).image_encoder.to(dtype)
+
+        def encode(e: torch.nn.Module = encoder, d: torch.dtype = dtype) -> None:
+            with torch.inference_mode():
+                e(pixels.to(d))
+            torch.cuda.synchronize()
+
+        rows.append({"stage": f"SAM ViT-B embedding {dtype}", **summary(timed_ms(encode, 10))})
+    print(f"\n## 6. GPU: {torch.cuda.get_device_name()}")
+    for row in rows:
+        print(f"{row['stage']:<40} {row['p50_ms']:>9.2f} ms")
+    return {"device": torch.cuda.get_device_name(), **rate, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--image", type=Path, default=None, help="the image every server gets (default: noise)"
+    )
+    parser.add_argument("--model", type=Path, default=Path("models/ultrasound.json"))
+    parser.add_argument("--data", type=Path, default=None, help="BUSI-style folder for mask IoU")
+    parser.add_argument("--sam-prompts", type=int, default=4, help="images for SAM mask IoU")
+    parser.add_argument("--requests", type=int, default=200, help="per load level")
+    parser.add_argument("--runs", type=int, default=100, help="per in-process stage")
+    parser.add_argument("--no-peers", action="store_true", help="skip Flask and TorchServe")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["stack", "sam"])
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    image = args.image.read_bytes() if args.image is not None else synthetic_png()
+    card = args.model.resolve()
+    started = time.perf_counter()
+    results: dict[str, Any] = {"argv": sys.argv[1:], "machine": machine()}
+    results["classifier_stages"] = classifier_stages(card, image, results["machine"], args.runs)
+    with tempfile.TemporaryDirectory() as workdir:
+        results["servers"] = servers(card, image, args.requests, not args.no_peers, Path(workdir))
+    if "stack" not in args.skip:
+        print("\n## 4. End to end through the gateway (classify-only analyses)")
+        results["stack"] = measure_stack(image, card.parent, args.requests)
+        print_stack(results["stack"])
+    if "sam" not in args.skip:
+        results["sam"] = sam_encoder(results["machine"], args.data, args.sam_prompts, 3)
+    results["gpu"] = gpu_stages(card, image)
+    results["elapsed_s"] = time.perf_counter() - started
+    print(f"\nsuite finished in {results['elapsed_s'] / 60:.1f} min")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

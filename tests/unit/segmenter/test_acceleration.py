@@ -1,0 +1,67 @@
+"""The faster image encoder: fused attention is exact, bf16 and compilation keep the masks."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from segment_anything import SamPredictor
+
+from branet_segmenter.acceleration import FastImageEncoder
+from branet_segmenter.segment import BUILDERS, LesionSegmenter
+from branet_shared.schemas import BoundingBox
+from tests.images import lesion_array
+
+RGB = np.stack([lesion_array(96, 80)] * 3, axis=-1)
+BOX = BoundingBox(x0=20, y0=15, x1=70, y1=60)
+
+
+def embedding(segmenter: LesionSegmenter) -> torch.Tensor:
+    predictor = SamPredictor(segmenter.sam)
+    with torch.inference_mode():
+        predictor.set_image(RGB)
+    features: torch.Tensor = predictor.features
+    return features
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def test_fused_attention_gives_the_package_embedding(sam_checkpoint: Path) -> None:
+    package = BUILDERS["toy"](checkpoint=str(sam_checkpoint)).eval()
+    predictor = SamPredictor(package)
+    with torch.inference_mode():
+        predictor.set_image(RGB)
+
+    fused = embedding(LesionSegmenter.load("toy", sam_checkpoint, precision="fp32"))
+
+    assert torch.allclose(fused, predictor.features, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_compiled_encoder_keeps_the_mask(sam_checkpoint: Path) -> None:
+    exact = LesionSegmenter.load("toy", sam_checkpoint, precision="fp32")
+    fast = LesionSegmenter.load("toy", sam_checkpoint, precision="bf16", compiled=True)
+    fast.warm_up()
+
+    assert isinstance(fast.sam.image_encoder, FastImageEncoder)
+    assert embedding(fast).dtype == torch.float32
+    reference = exact.prompted(RGB, "a", BOX).mask
+    assert mask_iou(fast.prompted(RGB, "b", BOX).mask, reference) >= 0.98
+
+
+def test_an_encoder_whose_compilation_fails_runs_eager(
+    sam_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_compiler(module: torch.nn.Module, **_: object) -> object:
+        def fail(*args: object) -> None:
+            raise RuntimeError("no C++ compiler")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    segmenter = LesionSegmenter.load("toy", sam_checkpoint, precision="bf16", compiled=True)
+
+    segmenter.warm_up()
+
+    assert segmenter.prompted(RGB, "c", BOX).mask.any()
