@@ -18,29 +18,28 @@ from typing import Any
 import httpx
 import torch
 from safetensors.torch import load_file
-from serving import Server, free_port
+from serving import RawRequest, Server, free_port
 
 PEERS = Path(__file__).parent / "peers"
 
 
-def prepared_post(
+def multipart(
     path: str, files: dict[str, Any], data: dict[str, str] | None = None
-) -> Callable[[httpx.AsyncClient], Any]:
-    """A POST whose multipart body is encoded once: the load generator shares these two
-    cores with the server, so it should spend as little of them as it can."""
+) -> tuple[Callable[[httpx.AsyncClient], Any], RawRequest]:
+    """A multipart POST, encoded once: as an httpx call and as bytes for the load generator."""
     request = httpx.Request("POST", f"http://placeholder{path}", files=files, data=data)
     body = request.read()
-    headers = {"content-type": request.headers["content-type"]}
+    content_type = request.headers["content-type"]
 
     def send(client: httpx.AsyncClient) -> Any:
-        return client.post(path, content=body, headers=headers)
+        return client.post(path, content=body, headers={"content-type": content_type})
 
-    return send
+    return send, RawRequest(path, body, content_type)
 
 
 def branet_server(card: Path, image: bytes, modality: str, env: dict[str, str]) -> Server:
     port = free_port()
-    send = prepared_post(
+    send, raw = multipart(
         "/v1/classify", {"file": ("scan.png", image, "image/png")}, {"modality": modality}
     )
 
@@ -49,6 +48,7 @@ def branet_server(card: Path, image: bytes, modality: str, env: dict[str, str]) 
         command=[str(Path(sys.executable).parent / "branet-classifier")],
         url=f"http://127.0.0.1:{port}",
         send=send,
+        raw=raw,
         answer=lambda response: float(response.json()["probabilities"]["malignant"]),
         env={"CLASSIFIER_PORT": str(port), "CLASSIFIER_MODEL_DIR": str(card.parent), **env},
     )
@@ -56,7 +56,7 @@ def branet_server(card: Path, image: bytes, modality: str, env: dict[str, str]) 
 
 def flask_server(card: Path, image: bytes) -> Server:
     port = free_port()
-    send = prepared_post("/predict", {"file": ("scan.png", image, "image/png")})
+    send, raw = multipart("/predict", {"file": ("scan.png", image, "image/png")})
 
     return Server(
         name="flask-fp32",
@@ -70,6 +70,7 @@ def flask_server(card: Path, image: bytes) -> Server:
         ],
         url=f"http://127.0.0.1:{port}",
         send=send,
+        raw=raw,
         answer=lambda response: float(response.json()["malignant"]),
     )
 
@@ -118,6 +119,8 @@ def torchserve_server(card: Path, image: bytes, workdir: Path) -> Server:
     def send(client: httpx.AsyncClient) -> Any:
         return client.post("/predictions/branet", content=image)
 
+    raw = RawRequest("/predictions/branet", image, "application/octet-stream")
+
     return Server(
         name="torchserve",
         command=[
@@ -130,6 +133,7 @@ def torchserve_server(card: Path, image: bytes, workdir: Path) -> Server:
         ],
         url=f"http://127.0.0.1:{port}",
         send=send,
+        raw=raw,
         answer=lambda response: float(response.json()["malignant"]),
         env={"LOG_LOCATION": str(workdir / "logs"), "METRICS_LOCATION": str(workdir / "logs")},
     )
