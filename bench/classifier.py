@@ -10,7 +10,6 @@ on weight values).
 import argparse
 import json
 import resource
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from timing import summary, timed_ms
 
 from branet_classifier.classify import ClassifierCard, ResNet18Classifier, build_resnet18
 from branet_shared.schemas import Modality
@@ -27,16 +27,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def percentiles(run: Callable[[], object], runs: int, warmup: int = 3) -> tuple[float, float]:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+def percentiles(run: Callable[[], object], runs: int) -> tuple[float, float]:
+    times = summary(timed_ms(run, runs))
+    return times["p50_ms"], times["p95_ms"]
 
 
 def load(model: Path | None, size: int) -> ResNet18Classifier:

@@ -12,39 +12,20 @@ import argparse
 import asyncio
 import io
 import json
-import socket
 import statistics
 import tempfile
 import time
+from math import nan
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 from PIL import Image
+from serving import free_port, peak_rss_mib
+from timing import load_result
 
 from branet_cli.stack import Ports, Stack
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def peak_rss_mib(pid: int | None) -> float:
-    if pid is None:
-        return float("nan")
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def load(url: str, image: bytes, concurrency: int, total: int) -> dict[str, float]:
@@ -68,16 +49,7 @@ async def load(url: str, image: bytes, concurrency: int, total: int) -> dict[str
 
         started = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(total)))
-        elapsed = time.perf_counter() - started
-    return {
-        "concurrency": concurrency,
-        "requests": total,
-        "failed": failures,
-        "throughput_rps": total / elapsed,
-        "p50_ms": percentile(latencies, 0.5),
-        "p95_ms": percentile(latencies, 0.95),
-        "p99_ms": percentile(latencies, 0.99),
-    }
+        return load_result(concurrency, latencies, failures, time.perf_counter() - started)
 
 
 def measure_stack(image: bytes, models: Path, requests: int) -> dict[str, Any]:
@@ -114,7 +86,8 @@ def measure_stack(image: bytes, models: Path, requests: int) -> dict[str, Any]:
                 for _ in range(30)
             ]
             rows = [asyncio.run(load(gateway, image, c, requests)) for c in (1, 4, 16, 64)]
-            memory = {s.name: peak_rss_mib(stack.pid(s)) for s in stack.services}
+            pids = {s.name: stack.pid(s) for s in stack.services}
+            memory = {name: peak_rss_mib([pid]) if pid else nan for name, pid in pids.items()}
         finally:
             stack.down()
     stages = {

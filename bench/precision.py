@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from branet_classifier.batching import largest_batch
 from branet_classifier.classify import COMPILED_BATCH_SIZES, ResNet18Classifier
 from branet_classifier.data import load_samples
 from branet_classifier.training import ImageCache, model_input
@@ -77,14 +78,12 @@ def main() -> None:
 
 
 def predict_all(model: ResNet18Classifier, inputs: torch.Tensor) -> torch.Tensor:
-    """In chunks of 8, the largest compiled batch size (a partial chunk is split to fit)."""
+    """In batches of at most 8, of the sizes the model serves (as the micro-batcher forms)."""
     outputs = []
-    for start in range(0, len(inputs), 8):
-        chunk = inputs[start : start + 8]
-        while len(chunk):
-            size = max(s for s in COMPILED_BATCH_SIZES if s <= len(chunk))
-            outputs.append(model.predict(chunk[:size]))
-            chunk = chunk[size:]
+    while len(inputs):
+        size = largest_batch(len(inputs), 8, model.batch_sizes)
+        outputs.append(model.predict(inputs[:size]))
+        inputs = inputs[size:]
     return torch.cat(outputs)
 
 

@@ -14,13 +14,12 @@ import resource
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import timed_ms
 
 from branet_segmenter.segment import BUILDERS, AutomaticSettings, EmbeddingCache, LesionSegmenter
 from branet_shared.checksums import sha256_of_file
@@ -29,15 +28,6 @@ from branet_shared.schemas import BoundingBox, Modality
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def timed(run: Callable[[], object], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - started) * 1000)
-    return times
 
 
 def main() -> None:
@@ -77,7 +67,11 @@ def main() -> None:
         holder: list[LesionSegmenter] = []
         record(
             "load (hash + build + weights)",
-            timed(lambda: holder.append(LesionSegmenter.load(args.model_type, checkpoint, sha)), 1),
+            timed_ms(
+                lambda: holder.append(LesionSegmenter.load(args.model_type, checkpoint, sha)),
+                1,
+                warmup=0,
+            ),
         )
     segmenter = holder[0]
     rng = np.random.default_rng(0)
@@ -89,20 +83,23 @@ def main() -> None:
         segmenter.prompted(rgb, "bench", box)
 
     record(
-        f"box prompt, uncached (embedding + decode), {args.size}px", timed(uncached, args.repeats)
+        f"box prompt, uncached (embedding + decode), {args.size}px",
+        timed_ms(uncached, args.repeats, warmup=0),
     )
     segmenter.cache = EmbeddingCache(max_entries=1)
     segmenter.prompted(rgb, "bench", box)
     record(
         "box prompt, embedding cached (decode only)",
-        timed(lambda: segmenter.prompted(rgb, "bench", box), 10),
+        timed_ms(lambda: segmenter.prompted(rgb, "bench", box), 10, warmup=0),
     )
     for points in args.auto_points:
         automatic = AutomaticSettings(points_per_side=points, max_side=args.auto_max_side)
         record(
             f"automatic, {automatic.points_per_side} points/side, {automatic.max_side}px, "
             f"{automatic.crop_n_layers} crop layers",
-            timed(partial(segmenter.automatic, rgb, Modality.ULTRASOUND, automatic), 1),
+            timed_ms(
+                partial(segmenter.automatic, rgb, Modality.ULTRASOUND, automatic), 1, warmup=0
+            ),
         )
 
     print(

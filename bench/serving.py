@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from timing import load_result
 
 # A request, given a client: what each contender's HTTP API wants for one image.
 Send = Callable[[httpx.AsyncClient], Any]
@@ -29,11 +30,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def process_tree(pid: int) -> list[int]:
@@ -203,16 +199,7 @@ async def load(server: Server, concurrency: int, total: int) -> dict[str, float]
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return {
-        "concurrency": concurrency,
-        "requests": total,
-        "failed": failures,
-        "throughput_rps": total / elapsed,
-        "p50_ms": percentile(latencies, 0.5),
-        "p95_ms": percentile(latencies, 0.95),
-        "p99_ms": percentile(latencies, 0.99),
-    }
+    return load_result(concurrency, latencies, failures, time.perf_counter() - started)
 
 
 async def ask(server: Server) -> float:

@@ -36,7 +36,8 @@ from contenders import branet_server, flask_server, torchserve_server
 from e2e import measure_stack, print_stack, synthetic_png
 from PIL import Image
 from segment_anything import SamPredictor
-from serving import measure_server, percentile
+from serving import measure_server
+from timing import summary, timed_ms
 from torch.utils.flop_counter import FlopCounterMode
 
 from branet_classifier.classify import ResNet18Classifier
@@ -46,25 +47,6 @@ from branet_shared.hardware import cpu_has_bf16
 from branet_shared.images import validate_image
 
 Row = dict[str, Any]
-
-
-def timed_ms(run: Callable[[], object], runs: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
-
-def summary(times: list[float]) -> Row:
-    return {
-        "p50_ms": statistics.median(times),
-        "p95_ms": percentile(times, 0.95),
-        "p99_ms": percentile(times, 0.99),
-    }
 
 
 def cpu_flags() -> set[str]:
@@ -322,10 +304,10 @@ def gpu_stages(card: Path, image: bytes) -> Row | None:
             rows.append(
                 {"stage": f"ResNet18 {dtype}, batch {batch_size}", **summary(timed_ms(run, 50))}
             )
-    sam = BUILDERS["vit_b"]().eval().cuda()
+    encoder = accelerate(BUILDERS["vit_b"]().eval().cuda(), "fp32", compiled=False).image_encoder
     pixels = torch.randn(1, 3, 1024, 1024, device="cuda")
     for dtype in (torch.float32, torch.bfloat16):
-        encoder = accelerate(sam, "fp32", compiled=False).image_encoder.to(dtype)
+        encoder = encoder.to(dtype)
 
         def encode(e: torch.nn.Module = encoder, d: torch.dtype = dtype) -> None:
             with torch.inference_mode():

@@ -43,6 +43,20 @@ def sam_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def failing_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.compile as on a machine without a C++ compiler: the compiled model raises."""
+    import torch
+
+    def compile_without_compiler(module: object, **_: object) -> object:
+        def fail(*args: object) -> None:
+            raise RuntimeError("no C++ compiler")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", compile_without_compiler)
+
+
+@pytest.fixture
 def empty_model_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "no-models"
     folder.mkdir()

@@ -19,6 +19,15 @@ from branet_classifier.classify import ResNet18Classifier
 from branet_shared.schemas import ClassifyResponse
 
 
+def largest_batch(waiting: int, max_batch: int, allowed: tuple[int, ...] | None) -> int:
+    """How many of `waiting` inputs go next: at most `max_batch`, and one of `allowed` sizes
+    (a compiled model's) when there are such."""
+    fitting = min(waiting, max_batch)
+    if allowed is None:
+        return fitting
+    return max((size for size in allowed if size <= fitting), default=1)
+
+
 @dataclass
 class _Waiting:
     inputs: torch.Tensor
@@ -44,11 +53,7 @@ class MicroBatcher:
         return await answer
 
     def batch_size(self, waiting: int) -> int:
-        fitting = min(waiting, self.max_batch)
-        allowed = self.model.batch_sizes
-        if allowed is None:
-            return fitting
-        return max((size for size in allowed if size <= fitting), default=1)
+        return largest_batch(waiting, self.max_batch, self.model.batch_sizes)
 
     async def _run(self) -> None:
         while self._queue:

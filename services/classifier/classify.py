@@ -141,7 +141,6 @@ class ResNet18Classifier:
         self.precision = resolve_precision(precision)
         self.compiled = compiled
         self.serving = inference_network(self.network, self.precision, compiled)
-        self.dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
 
     @property
     def batch_sizes(self) -> tuple[int, ...] | None:
@@ -214,7 +213,8 @@ class ResNet18Classifier:
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities, N×2, calibrated by the card's temperature."""
         with torch.inference_mode():
-            inputs = batch.to(dtype=self.dtype, memory_format=torch.channels_last)
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            inputs = batch.to(dtype=dtype, memory_format=torch.channels_last)
             logits: torch.Tensor = self.serving(inputs)
             probabilities: torch.Tensor = torch.softmax(
                 logits.float() / self.card.temperature, dim=1

@@ -158,16 +158,8 @@ async def test_a_compiled_model_is_fed_only_the_batch_sizes_it_was_compiled_for(
     assert MicroBatcher(compiled_bf16, 6, inference).batch_size(7) == 4
 
 
-def test_a_model_whose_compilation_fails_serves_eager(
-    model_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def no_compiler(network: torch.nn.Module, **_: object) -> object:
-        def fail(*args: object) -> None:
-            raise RuntimeError("no C++ compiler")
-
-        return fail
-
-    monkeypatch.setattr(torch, "compile", no_compiler)
+@pytest.mark.usefixtures("failing_compile")
+def test_a_model_whose_compilation_fails_serves_eager(model_dir: Path) -> None:
     model = ResNet18Classifier.load(model_dir / "ultrasound.json", "bf16", compiled=True)
 
     model.warm_up()

@@ -50,16 +50,8 @@ def test_bf16_compiled_encoder_keeps_the_mask(sam_checkpoint: Path) -> None:
     assert mask_iou(fast.prompted(RGB, "b", BOX).mask, reference) >= 0.98
 
 
-def test_an_encoder_whose_compilation_fails_runs_eager(
-    sam_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def no_compiler(module: torch.nn.Module, **_: object) -> object:
-        def fail(*args: object) -> None:
-            raise RuntimeError("no C++ compiler")
-
-        return fail
-
-    monkeypatch.setattr(torch, "compile", no_compiler)
+@pytest.mark.usefixtures("failing_compile")
+def test_an_encoder_whose_compilation_fails_runs_eager(sam_checkpoint: Path) -> None:
     segmenter = LesionSegmenter.load("toy", sam_checkpoint, precision="bf16", compiled=True)
 
     segmenter.warm_up()
