@@ -9,6 +9,7 @@ and evaluation scripts and the benchmarks all run a model the same way.
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file
 from torchvision.transforms.v2 import functional as tvf
 
+from branet_classifier.int8 import Int8Card, Int8Network, int8_runtime_available
 from branet_shared.checksums import sha256_of_file
-from branet_shared.hardware import Precision, resolve_precision
+from branet_shared.hardware import resolve_precision
 from branet_shared.schemas import (
     ClassifyResponse,
     Label,
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 CLASSES: tuple[Label, Label] = (Label.BENIGN, Label.MALIGNANT)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# auto: int8 where the card ships an int8 artefact (and ONNX Runtime is installed), else bf16
+# where the CPU has bf16 units, else fp32.
+ClassifierPrecision = Literal["auto", "fp32", "bf16", "int8"]
+ServingPrecision = Literal["fp32", "bf16", "int8"]
 
 
 class ClassifierCard(BaseModel):
@@ -56,10 +62,24 @@ class ClassifierCard(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     description: str = ""
     training: dict[str, Any] = Field(default_factory=dict, description="config, data, commit")
+    int8: Int8Card | None = Field(None, description="the weights quantised (branet-quantize)")
 
 
 class ModelFileError(Exception):
     """A model is configured but cannot be used; the message says why."""
+
+
+def verify_file(path: Path, sha256: str, what: str) -> None:
+    if not path.is_file():
+        raise ModelFileError(f"{what} {path} is missing")
+    if sha256_of_file(path) != sha256:
+        raise ModelFileError(f"{what} {path} does not match the card's SHA-256")
+
+
+def serving_precision(requested: ClassifierPrecision, has_int8: bool) -> ServingPrecision:
+    if requested == "int8" or (requested == "auto" and has_int8 and int8_runtime_available()):
+        return "int8"
+    return resolve_precision(requested)
 
 
 def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
@@ -132,15 +152,35 @@ class ResNet18Classifier:
         self,
         card: ClassifierCard,
         network: torch.nn.Module,
-        precision: Precision = "fp32",
+        precision: ClassifierPrecision = "fp32",
         compiled: bool = False,
+        int8: Int8Network | None = None,
     ) -> None:
+        """`int8`: the card's int8 artefact, loaded; needed for precision int8."""
         self.card = card
         # fp32 eager stays for Grad-CAM, which needs gradients; answers come from `serving`.
         self.network = network.eval()
-        self.precision = resolve_precision(precision)
-        self.compiled = compiled
-        self.serving = inference_network(self.network, self.precision, compiled)
+        self.int8 = int8
+        self.precision = serving_precision(precision, int8 is not None)
+        if self.precision == "int8" and int8 is None:
+            raise ModelFileError(f"{card.name} has no int8 artefact (make one: branet-quantize)")
+        self.compiled = compiled and self.precision != "int8"
+        self.serving = self._serving_path()
+
+    def _serving_path(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A function from a float N×3×S×S batch to logits, in the serving precision."""
+        precision = self.precision
+        if precision == "int8":
+            assert self.int8 is not None
+            return self.int8
+        module = inference_network(self.network, precision, self.compiled)
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            logits: torch.Tensor = module(batch.to(dtype=dtype, memory_format=torch.channels_last))
+            return logits
+
+        return forward
 
     @property
     def batch_sizes(self) -> tuple[int, ...] | None:
@@ -161,11 +201,11 @@ class ResNet18Classifier:
                 raise
             log.warning("compiling %s failed; serving it eager", self.card.name, exc_info=True)
             self.compiled = False
-            self.serving = inference_network(self.network, self.precision, compiled=False)
+            self.serving = self._serving_path()
 
     @classmethod
     def load(
-        cls, card_path: Path, precision: Precision = "fp32", compiled: bool = False
+        cls, card_path: Path, precision: ClassifierPrecision = "fp32", compiled: bool = False
     ) -> "ResNet18Classifier":
         try:
             card = ClassifierCard.model_validate_json(card_path.read_bytes())
@@ -174,17 +214,19 @@ class ResNet18Classifier:
         except ValueError as exc:
             raise ModelFileError(f"model card {card_path} is invalid: {exc}") from None
         weights_path = card_path.parent / card.weights_file
-        if not weights_path.is_file():
-            raise ModelFileError(f"weights file {weights_path} is missing")
-        if sha256_of_file(weights_path) != card.weights_sha256:
-            raise ModelFileError(f"weights file {weights_path} does not match the card's SHA-256")
+        verify_file(weights_path, card.weights_sha256, "weights file")
         network = build_resnet18()
         state = {name: tensor.float() for name, tensor in load_file(weights_path).items()}
         try:
             network.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise ModelFileError(f"weights in {weights_path} are not a ResNet18: {exc}") from None
-        return cls(card, network, precision, compiled)
+        int8 = None
+        if card.int8 is not None and serving_precision(precision, True) == "int8":
+            int8_path = card_path.parent / card.int8.file
+            verify_file(int8_path, card.int8.sha256, "int8 file")
+            int8 = Int8Network(int8_path, threads=torch.get_num_threads())
+        return cls(card, network, precision, compiled, int8)
 
     @property
     def ref(self) -> ModelRef:
@@ -213,9 +255,7 @@ class ResNet18Classifier:
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities, N×2, calibrated by the card's temperature."""
         with torch.inference_mode():
-            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-            inputs = batch.to(dtype=dtype, memory_format=torch.channels_last)
-            logits: torch.Tensor = self.serving(inputs)
+            logits = self.serving(batch)
             probabilities: torch.Tensor = torch.softmax(
                 logits.float() / self.card.temperature, dim=1
             )
@@ -286,7 +326,7 @@ class ClassifierRegistry:
 
     @classmethod
     def load(
-        cls, model_dir: Path, precision: Precision = "fp32", compiled: bool = False
+        cls, model_dir: Path, precision: ClassifierPrecision = "fp32", compiled: bool = False
     ) -> "ClassifierRegistry":
         registry = cls()
         for modality in Modality:
