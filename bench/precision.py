@@ -1,6 +1,7 @@
-"""Does bf16 keep the classifier's answers? Label agreement and probability difference against
-fp32 eager on real images, for bf16 eager and bf16 compiled (the serving default), and the
-speed of each.
+"""Do the reduced-precision paths keep the classifier's answers? Label agreement and
+probability difference against fp32 eager on real images, for bf16 eager, bf16 compiled and
+int8 on ONNX Runtime (the serving default where the card has an int8 artefact), and the speed
+of each.
 
     python bench/precision.py --model models/ultrasound.json --data ../shared/data/busi
 
@@ -43,6 +44,9 @@ def main() -> None:
         "bf16 eager": ResNet18Classifier.load(args.model, "bf16"),
         "bf16 compiled": ResNet18Classifier.load(args.model, "bf16", compiled=True),
     }
+    served = ResNet18Classifier.load(args.model, "auto")
+    if served.precision == "int8":
+        variants["int8 ONNX RT"] = served
     samples, _ = load_samples(args.data)
     images = ImageCache()
     inputs = torch.cat(

@@ -5,10 +5,11 @@
 
 Sections, each a table on stdout and a key in the JSON:
 
-1. machine: CPU, bf16/int8 units, torch, and the measured matrix rate (fp32 and bf16 GEMM),
+1. machine: CPU, bf16/int8 units, torch, and the measured matrix rate (fp32, bf16, int8 GEMM),
    which sets each model's compute floor (its FLOPs over that rate);
 2. classifier stages in-process: decode, preprocess, inference at batch 1 and 8 for fp32 eager,
-   bf16 eager and bf16 compiled, encode; each inference also as a multiple of its floor;
+   bf16 eager, bf16 compiled and int8 on ONNX Runtime (served where the card has it), encode;
+   each inference also as a multiple of the floor (bf16 rate; int8 also of the int8 rate);
 3. classifier servers head to head on the same weights and image: BraNet's classifier service,
    the naive Flask fp32 server and TorchServe: cold start, p50/p95/p99 at concurrency 1,
    throughput at 16, peak memory, the answer each gives; ratios to BraNet;
@@ -59,12 +60,18 @@ def cpu_flags() -> set[str]:
 
 
 def matrix_rate_tflops(dtype: torch.dtype, device: str = "cpu", n: int = 2048) -> float:
-    """The best of several n×n GEMMs: what this machine's matrix units reach."""
-    a = torch.randn(n, n, dtype=dtype, device=device)
-    b = torch.randn(n, n, dtype=dtype, device=device)
+    """The best of several n×n GEMMs: what this machine's matrix units reach (for int8,
+    tera-operations: VNNI's multiply-accumulates)."""
+    integer = dtype == torch.int8
+    if integer:
+        a = torch.randint(-128, 128, (n, n), dtype=dtype, device=device)
+        b = torch.randint(-128, 128, (n, n), dtype=dtype, device=device)
+    else:
+        a = torch.randn(n, n, dtype=dtype, device=device)
+        b = torch.randn(n, n, dtype=dtype, device=device)
 
     def run() -> None:
-        a @ b
+        torch._int_mm(a, b) if integer else a @ b
         if device == "cuda":
             torch.cuda.synchronize()
 
@@ -82,11 +89,13 @@ def machine() -> Row:
         "torch": torch.__version__,
         "fp32_tflops": matrix_rate_tflops(torch.float32),
         "bf16_tflops": matrix_rate_tflops(torch.bfloat16),
+        "int8_tops": matrix_rate_tflops(torch.int8),
     }
     print("\n## 1. Machine")
     print(
         f"{row['cpus']} threads, {', '.join(row['flags'])}; torch {row['torch']}; "
-        f"GEMM fp32 {row['fp32_tflops']:.3f} TFLOP/s, bf16 {row['bf16_tflops']:.3f} TFLOP/s"
+        f"GEMM fp32 {row['fp32_tflops']:.3f} TFLOP/s, bf16 {row['bf16_tflops']:.3f} TFLOP/s, "
+        f"int8 {row['int8_tops']:.3f} TOP/s"
     )
     return row
 
@@ -114,7 +123,11 @@ def classifier_stages(card: Path, image: bytes, rate: Row, runs: int) -> Row:
         f"{precision} eager": ResNet18Classifier.load(card, precision),
         f"{precision} compiled": compiled,
     }
+    served = ResNet18Classifier.load(card, "auto")
+    if served.precision == "int8":
+        variants["int8 ONNX Runtime"] = served
     floor_ms = flops / (rate[f"{precision}_tflops"] * 1e9)
+    int8_floor_ms = flops / (rate["int8_tops"] * 1e9)
     rows: list[Row] = [
         {"stage": "decode + validate", **summary(timed_ms(lambda: validate_image(image), runs))},
         {
@@ -128,24 +141,35 @@ def classifier_stages(card: Path, image: bytes, rate: Row, runs: int) -> Row:
             times = timed_ms(lambda m=model, b=batch: m.predict(b), runs)  # type: ignore[misc]
             row = {"stage": f"inference {name}, batch {batch_size}", **summary(times)}
             row["x_floor"] = row["p50_ms"] / (floor_ms * batch_size)
+            if model.precision == "int8":
+                row["x_int8_floor"] = row["p50_ms"] / (int8_floor_ms * batch_size)
             rows.append(row)
-    answer = compiled.classify(validated.image)
+    answer = served.classify(validated.image)
     rows.append(
         {"stage": "encode (response JSON)", **summary(timed_ms(answer.model_dump_json, runs))}
     )
     print(f"\n## 2. Classifier stages ({card.name}, image {validated.width}×{validated.height})")
     print(
         f"ResNet18 at {fp32.card.input_size}²: {flops / 1e9:.2f} GFLOP per image; floor "
-        f"{floor_ms:.2f} ms at the {precision} GEMM rate; compile + warm-up {compile_s:.1f} s"
+        f"{floor_ms:.2f} ms at the {precision} GEMM rate, {int8_floor_ms:.2f} ms at the int8 "
+        f"rate; compile + warm-up {compile_s:.1f} s; served: {served.precision}"
     )
-    print(f"{'stage':<34} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'x floor':>8}")
+    print(f"{'stage':<40} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'x floor':>8} {'x int8':>7}")
     for row in rows:
         floor = f"{row['x_floor']:.2f}" if "x_floor" in row else ""
+        int8 = f"{row['x_int8_floor']:.2f}" if "x_int8_floor" in row else ""
         print(
-            f"{row['stage']:<34} {row['p50_ms']:>8.3f} {row['p95_ms']:>8.3f} "
-            f"{row['p99_ms']:>8.3f} {floor:>8}"
+            f"{row['stage']:<40} {row['p50_ms']:>8.3f} {row['p95_ms']:>8.3f} "
+            f"{row['p99_ms']:>8.3f} {floor:>8} {int8:>7}"
         )
-    return {"gflop": flops / 1e9, "floor_ms": floor_ms, "compile_s": compile_s, "rows": rows}
+    return {
+        "gflop": flops / 1e9,
+        "floor_ms": floor_ms,
+        "int8_floor_ms": int8_floor_ms,
+        "served_precision": served.precision,
+        "compile_s": compile_s,
+        "rows": rows,
+    }
 
 
 def servers(card: Path, image: bytes, requests: int, peers: bool, workdir: Path) -> list[Row]:
