@@ -19,6 +19,14 @@ except ImportError:  # a slim install without the runtime serves bf16/fp32
     onnxruntime = None
 
 
+class Calibration(BaseModel):
+    """What an int8 artefact's activation ranges were fitted on."""
+
+    images: int
+    seed: int
+    datasets: list[str]
+
+
 class Int8Card(BaseModel):
     """The int8 artefact of a model card: where it is and how faithful it is to fp32."""
 
@@ -26,9 +34,7 @@ class Int8Card(BaseModel):
 
     file: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    calibration: dict[str, object] = Field(
-        default_factory=dict, description="images, datasets and seed it was calibrated on"
-    )
+    calibration: Calibration
     agreement: dict[str, float] = Field(
         default_factory=dict, description="label agreement and |ΔP(malignant)| against fp32"
     )

@@ -38,6 +38,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from branet_classifier.classify import ClassifierCard
 from branet_classifier.data import Sample, load_samples
 from branet_classifier.evaluation import FoldResult, write_report
+from branet_classifier.int8 import Int8Card
 from branet_classifier.training import ImageCache, TrainConfig, logits_of, pick_device, train
 from branet_shared.checksums import sha256_of_file
 from branet_shared.schemas import Label, Modality
@@ -231,6 +232,8 @@ def ship(
     )
     card_path.write_text(card.model_dump_json(indent=2))
     card_path.with_suffix(".md").write_text(card_markdown(card))
+    # The old weights' int8 file no longer matches; branet-quantize makes the new one.
+    (dest / f"{modality.value}.int8.onnx").unlink(missing_ok=True)
     return card_path
 
 
@@ -285,12 +288,27 @@ segmenter or the user's box), or the whole image: grayscale, resized to {card.in
 The original BraNet reported {original["benign_accuracy"]:.1%} benign and
 {original["malignant_accuracy"]:.1%} malignant accuracy on its own validation split (no
 deduplication or site separation described); those are the numbers to beat.
-
+{int8_markdown(card.int8) if card.int8 else ""}
 ## Limits
 - Trained from scratch (no ImageNet weights could be downloaded) on a few hundred images.
 - Site marks (calipers, text, body-marker icons) are blotted in training, not removed; a model
   may still read them.
 - Weights: `{card.weights_file}`, SHA-256 `{card.weights_sha256}` (verified at load).
+"""
+
+
+def int8_markdown(int8: Int8Card) -> str:
+    agreement, calibration = int8.agreement, int8.calibration
+    return f"""
+## Served in int8
+`{int8.file}` (SHA-256 `{int8.sha256}`, verified at load) is these weights with every
+convolution quantised to int8 (static; weights per channel, activations per tensor; the
+two-class head stays fp32), made by `branet-quantize`, its activation ranges calibrated on
+{calibration.images} training images of {", ".join(calibration.datasets)}
+(seed {calibration.seed}). On the {agreement["images"]:.0f} images not used to calibrate,
+it gives the fp32 label for {agreement["label_agreement"]:.2%} of them; max |ΔP(malignant)|
+{agreement["max_abs_dp_malignant"]:.4f}, mean {agreement["mean_abs_dp_malignant"]:.4f}. The
+classifier serves it by default (`CLASSIFIER_PRECISION=auto`, with ONNX Runtime installed).
 """
 
 

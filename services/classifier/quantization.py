@@ -31,7 +31,8 @@ from onnxruntime.quantization import (
 
 from branet_classifier.classify import ClassifierCard, ResNet18Classifier
 from branet_classifier.data import load_samples
-from branet_classifier.int8 import Int8Card, Int8Network
+from branet_classifier.int8 import Calibration, Int8Card, Int8Network
+from branet_classifier.pipeline import card_markdown
 from branet_classifier.training import ImageCache, model_input
 from branet_shared.checksums import sha256_of_file
 
@@ -137,12 +138,16 @@ def quantize_model(
     record = Int8Card(
         file=out.name,
         sha256=sha256_of_file(out),
-        calibration={"images": len(chosen), "seed": seed, "datasets": list(sources)},
+        calibration=Calibration(images=len(chosen), seed=seed, datasets=list(sources)),
         agreement=measured,
     )
     card = json.loads(card_path.read_text())  # as written, other fields untouched
     card["int8"] = record.model_dump(mode="json")
     card_path.write_text(json.dumps(card, indent=2) + "\n")
+    markdown = card_path.with_suffix(".md")
+    if markdown.exists():
+        updated = ClassifierCard.model_validate(card)
+        markdown.write_text(card_markdown(updated))
     return record
 
 
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     measured = record.agreement
     print(
         f"{card.name} {card.version}: {record.file} ({record.sha256[:12]}), calibrated on "
-        f"{record.calibration['images']} images; on {measured['images']:.0f} others, label "
+        f"{record.calibration.images} images; on {measured['images']:.0f} others, label "
         f"agreement with fp32 {measured['label_agreement']:.4f}, max |dP(malignant)| "
         f"{measured['max_abs_dp_malignant']:.4f}, mean {measured['mean_abs_dp_malignant']:.4f}"
     )

@@ -11,7 +11,13 @@ from PIL import Image
 
 from branet_classifier import quantization
 from branet_classifier.app import create_app
-from branet_classifier.classify import ClassifierRegistry, ModelFileError, ResNet18Classifier
+from branet_classifier.classify import (
+    ClassifierCard,
+    ClassifierRegistry,
+    ModelFileError,
+    ResNet18Classifier,
+)
+from branet_classifier.pipeline import card_markdown
 from branet_classifier.settings import ClassifierSettings
 from branet_shared.schemas import Modality
 from tests.conftest import Serve
@@ -34,6 +40,9 @@ def quantized_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both modalities' test models, the ultrasound one quantised on generated images."""
     folder = tmp_path_factory.mktemp("int8")
     card = write_classifier(folder, "ultrasound")
+    card.with_suffix(".md").write_text(
+        card_markdown(ClassifierCard.model_validate_json(card.read_text()))
+    )
     write_classifier(folder, "mammography", seed=1)
     inputs = synthetic_inputs(ResNet18Classifier.load(card), 12)
     quantization.quantize_model(card, inputs, calibration_images=6, seed=0, sources=["generated"])
@@ -49,6 +58,15 @@ def test_the_card_records_the_artefact_its_calibration_and_agreement(quantized_d
     assert card["int8"]["agreement"]["images"] == 6  # checked on the images it was not fitted on
     assert card["int8"]["agreement"]["label_agreement"] >= quantization.AGREEMENT_FLOOR
     assert card["weights_sha256"]  # the rest of the card is untouched
+
+
+def test_the_human_card_says_what_the_int8_file_is_and_how_faithful(quantized_dir: Path) -> None:
+    card = json.loads((quantized_dir / "ultrasound.json").read_text())
+    markdown = (quantized_dir / "ultrasound.md").read_text()
+
+    assert "## Served in int8" in markdown
+    assert card["int8"]["sha256"] in markdown
+    assert "6 training images of generated" in markdown
 
 
 def test_auto_serves_int8_where_the_card_has_it_with_answers_close_to_fp32(
