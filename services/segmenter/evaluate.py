@@ -6,7 +6,9 @@
 Modes per image: the box itself taken as the mask (the reference SAM must beat); a box prompt
 equal to the ground-truth mask's bounding box (what a user drawing a tight box gives); the same
 box with each side moved by up to `--jitter` of the box's size (a hurried user); and automatic
-mode (no prompt). Automatic mode finding nothing scores 0.
+mode (no prompt), on the uniform point grid (`automatic`) and on the cheaper lesion-focused
+grid (`automatic-lesion`, `--lesion-points` prompts in the darkest cells). Automatic mode finding
+nothing scores 0. Each mode's median seconds per image is reported beside its scores.
 The embedding is computed once per image and shared by the prompts, as in the service.
 """
 
@@ -14,7 +16,9 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +43,7 @@ class Score:
     mode: str
     dice: float
     iou: float
+    seconds: float
 
 
 def overlap(predicted: BoolMask | None, truth: BoolMask) -> tuple[float, float]:
@@ -68,7 +73,7 @@ def evaluate_image(
     segmenter: LesionSegmenter,
     item: LabelledImage,
     jitter: float,
-    automatic: AutomaticSettings | None,
+    automatic: Sequence[AutomaticSettings],
     rng: np.random.Generator,
 ) -> list[Score]:
     assert item.mask is not None
@@ -80,21 +85,30 @@ def evaluate_image(
     box = bounding_box(truth)
     box_fill = np.zeros_like(truth)
     box_fill[box.y0 : box.y1, box.x0 : box.x1] = True
-    runs: dict[str, Segmentation | None] = {
+    jittered = jitter_box(box, jitter, upload.width, upload.height, rng)
+    runs: dict[str, Callable[[], Segmentation | None]] = {
         # Reference: the box itself as the mask; SAM should do better than this.
-        "box-fill": Segmentation(mask=box_fill, score=1.0),
-        "box": segmenter.prompted(rgb, upload.sha256, box),
-        f"box±{jitter:.0%}": segmenter.prompted(
-            rgb, upload.sha256, jitter_box(box, jitter, upload.width, upload.height, rng)
-        ),
+        "box-fill": lambda: Segmentation(mask=box_fill, score=1.0),
+        "box": lambda: segmenter.prompted(rgb, upload.sha256, box),
+        f"box±{jitter:.0%}": lambda: segmenter.prompted(rgb, upload.sha256, jittered),
     }
-    if automatic is not None:
-        runs["automatic"] = segmenter.automatic(rgb, Modality.ULTRASOUND, automatic)
+    for settings in automatic:
+        runs[automatic_mode(settings)] = partial(
+            segmenter.automatic, rgb, Modality.ULTRASOUND, settings
+        )
     scores = []
-    for mode, found in runs.items():
+    for mode, run in runs.items():
+        started = time.perf_counter()
+        found = run()
+        seconds = time.perf_counter() - started
         dice, iou = overlap(found.mask if found else None, truth)
-        scores.append(Score(item.name, item.label.value, mode, dice, iou))
+        scores.append(Score(item.name, item.label.value, mode, dice, iou, seconds))
     return scores
+
+
+def automatic_mode(settings: AutomaticSettings) -> str:
+    """`automatic` on the uniform grid (the default), `automatic-lesion` on the lesion grid."""
+    return "automatic" if settings.grid == "uniform" else f"automatic-{settings.grid}"
 
 
 def summarise(scores: list[Score]) -> list[dict[str, object]]:
@@ -116,19 +130,20 @@ def summarise(scores: list[Score]) -> list[dict[str, object]]:
                     "dice_median": statistics.median(dice),
                     "iou_mean": statistics.fmean(iou),
                     "iou_sd": statistics.pstdev(iou),
+                    "seconds_median": statistics.median(s.seconds for s in chosen),
                 }
             )
     return rows
 
 
 def print_table(rows: list[dict[str, object]]) -> None:
-    header = ("mode", "class", "n", "Dice mean ± sd", "median", "IoU mean ± sd")
-    print("{:<11} {:<10} {:>4}  {:>15} {:>7}  {:>15}".format(*header))
+    header = ("mode", "class", "n", "Dice mean ± sd", "median", "IoU mean ± sd", "s/image")
+    print("{:<16} {:<10} {:>4}  {:>15} {:>7}  {:>15} {:>8}".format(*header))
     for r in rows:
         print(
-            f"{r['mode']!s:<11} {r['class']!s:<10} {r['n']:>4}  "
+            f"{r['mode']!s:<16} {r['class']!s:<10} {r['n']:>4}  "
             f"{r['dice_mean']:>7.3f} ± {r['dice_sd']:.3f} {r['dice_median']:>7.3f}  "
-            f"{r['iou_mean']:>7.3f} ± {r['iou_sd']:.3f}"
+            f"{r['iou_mean']:>7.3f} ± {r['iou_sd']:.3f} {r['seconds_median']:>8.2f}"
         )
 
 
@@ -141,9 +156,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N per class")
     parser.add_argument("--jitter", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--points-per-side", type=int, default=16)
+    parser.add_argument("--points-per-side", type=int, default=16, help="the uniform grid's")
+    parser.add_argument(
+        "--grids",
+        nargs="*",
+        default=["uniform", "lesion"],
+        choices=["uniform", "lesion"],
+        help="automatic mode's point grids to compare (none: skip automatic mode)",
+    )
+    parser.add_argument("--lesion-points", type=int, default=24, help="the lesion grid's")
     parser.add_argument("--max-side", type=int, default=512)
-    parser.add_argument("--no-automatic", action="store_true", help="skip automatic mode")
     parser.add_argument(
         "--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="image encoder's"
     )
@@ -161,9 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     items = [i for i in list_class_folders(args.data) if i.mask is not None]
     if args.limit is not None:
         items = [i for label in Label for i in [x for x in items if x.label is label][: args.limit]]
-    automatic = (
-        None if args.no_automatic else AutomaticSettings(args.points_per_side, 0, args.max_side)
-    )
+    automatic = [
+        AutomaticSettings(args.points_per_side, 0, args.max_side, grid, args.lesion_points)
+        for grid in args.grids
+    ]
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     scores: list[Score] = []
@@ -184,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
             "data": str(args.data),
             "seed": args.seed,
             "jitter": args.jitter,
-            "automatic": None if automatic is None else asdict(automatic),
+            "automatic": [asdict(settings) for settings in automatic],
             "summary": rows,
             "scores": [asdict(s) for s in scores],
         }

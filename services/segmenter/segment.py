@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -192,11 +193,39 @@ class EmbeddingCache:
 
 @dataclass(frozen=True)
 class AutomaticSettings:
-    """The cost bound of automatic mode: SAM decodes points_per_side² prompts per crop."""
+    """The cost bound of automatic mode. SAM decodes one mask set per point prompt: on the
+    `uniform` grid, points_per_side² per crop; on the `lesion` grid, `lesion_points` in all."""
 
     points_per_side: int = 16
     crop_n_layers: int = 0
     max_side: int = 512
+    grid: Literal["uniform", "lesion"] = "uniform"
+    lesion_points: int = 24
+
+
+def lesion_point_grid(
+    gray: npt.NDArray[np.uint8], modality: Modality, count: int, cells: int = 16
+) -> npt.NDArray[np.float64]:
+    """`count` point prompts where a lesion is likely, as (x, y) in 0..1.
+
+    The image is cut into cells×cells; the points are the centres of the darkest cells for
+    ultrasound (lesions are hypoechoic) or the brightest for mammography (masses are dense),
+    leaving out the outer ring of cells, where scan borders, text and skin lines are.
+    """
+    height, width = gray.shape
+    rows = np.linspace(0, height, cells + 1).astype(int)
+    cols = np.linspace(0, width, cells + 1).astype(int)
+    means = np.array(
+        [
+            [gray[rows[i] : rows[i + 1], cols[j] : cols[j + 1]].mean() for j in range(cells)]
+            for i in range(cells)
+        ]
+    )
+    interior = [(i, j) for i in range(1, cells - 1) for j in range(1, cells - 1)]
+    darkest_first = modality is Modality.ULTRASOUND
+    interior.sort(key=lambda cell: means[cell] if darkest_first else -means[cell])
+    chosen = interior[:count]
+    return np.array([((j + 0.5) / cells, (i + 0.5) / cells) for i, j in chosen])
 
 
 class LesionSegmenter:
@@ -314,14 +343,20 @@ class LesionSegmenter:
         image = Image.fromarray(rgb)
         scale = min(1.0, settings.max_side / max(image.size))
         small = image.resize((round(image.width * scale), round(image.height * scale)))
-        generator = SamAutomaticMaskGenerator(
-            self.sam,
-            points_per_side=settings.points_per_side,
-            crop_n_layers=settings.crop_n_layers,
-        )
+        gray = np.asarray(small.convert("L"))
+        if settings.grid == "lesion":
+            points = lesion_point_grid(gray, modality, settings.lesion_points)
+            generator = SamAutomaticMaskGenerator(
+                self.sam, points_per_side=None, point_grids=[points], crop_n_layers=0
+            )
+        else:
+            generator = SamAutomaticMaskGenerator(
+                self.sam,
+                points_per_side=settings.points_per_side,
+                crop_n_layers=settings.crop_n_layers,
+            )
         with torch.inference_mode():
             proposals = generator.generate(np.asarray(small))
-        gray = np.asarray(small.convert("L"))
         ranked = [
             (lesion_likeness(p["segmentation"], gray, modality) * p["predicted_iou"], p)
             for p in proposals

@@ -56,10 +56,11 @@ def test_evaluation_reports_every_mode_and_class(
 
     report = json.loads(out.read_text())
     modes = {(row["mode"], row["class"]) for row in report["summary"]}
-    for mode in ("box-fill", "box", "box±10%", "automatic"):
+    for mode in ("box-fill", "box", "box±10%", "automatic", "automatic-lesion"):
         for label in ("benign", "malignant", "all"):
             assert (mode, label) in modes
     box_fill = next(r for r in report["summary"] if r["mode"] == "box-fill" and r["class"] == "all")
     assert box_fill["dice_mean"] == pytest.approx(1.0)  # the masks are their own boxes
-    assert len(report["scores"]) == 4 * 4
+    assert len(report["scores"]) == 4 * 5
+    assert all(score["seconds"] >= 0 for score in report["scores"])
     assert "Dice mean ± sd" in capsys.readouterr().out

@@ -9,6 +9,7 @@ from PIL import Image
 
 from branet_segmenter.checkpoints import OFFICIAL_CHECKPOINTS
 from branet_segmenter.segment import (
+    AutomaticSettings,
     CheckpointError,
     Embedding,
     EmbeddingCache,
@@ -17,6 +18,7 @@ from branet_segmenter.segment import (
     describe,
     encode_rle,
     lesion_likeness,
+    lesion_point_grid,
 )
 from branet_shared.images import roi_crop
 from branet_shared.schemas import BoundingBox, Modality, Point
@@ -73,6 +75,46 @@ def test_dark_compact_blob_is_the_most_lesion_like_in_ultrasound() -> None:
     assert lesion_likeness(border, gray, Modality.ULTRASOUND) == 0
     # Mammographic masses are bright: the dark blob is not one.
     assert lesion_likeness(lesion, gray, Modality.MAMMOGRAPHY) == 0
+
+
+def blob_image(value: int, centre: tuple[int, int]) -> np.ndarray:
+    """Mid-grey 160×160 with a 30-pixel square of `value` centred at `centre` (x, y)."""
+    gray = np.full((160, 160), 128, dtype=np.uint8)
+    x, y = centre
+    gray[y - 15 : y + 15, x - 15 : x + 15] = value
+    return gray
+
+
+@pytest.mark.parametrize(
+    ("modality", "value"), [(Modality.ULTRASOUND, 20), (Modality.MAMMOGRAPHY, 240)]
+)
+def test_lesion_grid_prompts_the_lesion_first(modality: Modality, value: int) -> None:
+    gray = blob_image(value, centre=(110, 50))
+    # The outer ring of cells holds a darker and a brighter strip: scan borders, not lesions.
+    gray[:, :8], gray[:, -8:] = 0, 255
+
+    points = lesion_point_grid(gray, modality, count=4)
+
+    assert points.shape == (4, 2)
+    for x, y in points * 160:
+        assert 95 <= x <= 125
+        assert 35 <= y <= 65
+
+
+def test_lesion_grid_keeps_off_the_border_cells() -> None:
+    points = lesion_point_grid(np.zeros((160, 160), dtype=np.uint8), Modality.ULTRASOUND, 500)
+
+    assert len(points) == 14 * 14  # every interior cell once, no more
+    assert points.min() > 1 / 16
+    assert points.max() < 15 / 16
+
+
+def test_automatic_mode_on_the_lesion_grid_answers(segmenter: LesionSegmenter) -> None:
+    settings = AutomaticSettings(grid="lesion", lesion_points=6)
+
+    found = segmenter.automatic(RGB, Modality.ULTRASOUND, settings)
+
+    assert found is None or found.mask.shape == RGB.shape[:2]
 
 
 def test_checkpoint_with_wrong_hash_is_refused(sam_checkpoint: Path) -> None:
