@@ -15,7 +15,8 @@ Sections, each a table on stdout and a key in the JSON:
    throughput at 16, peak memory, the answer each gives; ratios to BraNet;
 4. end to end through the gateway on the embedded stack (bench/e2e.py);
 5. SAM ViT-B image encoder at 1024² (random weights: latency does not depend on them): fp32
-   eager (the package as is), fused attention, bf16, bf16 compiled, as a multiple of the floor,
+   eager (the package as is), fused attention, bf16, bf16 compiled, int8 linear layers on bf16
+   compiled (where the CPU has VNNI; the segmenter's default there), as a multiple of the floor,
    and box-prompt mask IoU of each against fp32 eager on --data images (boxes from their masks);
 6. the model stages on the GPU, when there is one.
 """
@@ -44,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from branet_classifier.classify import ResNet18Classifier
 from branet_segmenter.acceleration import accelerate
 from branet_segmenter.segment import BUILDERS
-from branet_shared.hardware import cpu_has_bf16
+from branet_shared.hardware import cpu_has_bf16, cpu_has_vnni
 from branet_shared.images import validate_image
 
 Row = dict[str, Any]
@@ -252,6 +253,11 @@ def sam_encoder(rate: Row, data: Path | None, prompts: int, repeats: int) -> lis
         (f"{precision} fused attention", lambda sam: accelerate(sam, precision, compiled=False)),
         (f"{precision} compiled", lambda sam: accelerate(sam, precision, compiled=True)),
     ]
+    if cpu_has_vnni():
+        variants.append(
+            (f"int8 linears, {precision} compiled", lambda sam: accelerate(sam, "int8", True))
+        )
+    served = len(variants) - 1  # the segmenter's `auto`: the last, fastest variant
     rows: list[Row] = []
     reference: list[np.ndarray] = []
     flops = 0
@@ -277,6 +283,7 @@ def sam_encoder(rate: Row, data: Path | None, prompts: int, repeats: int) -> lis
         rows.append(
             {
                 "variant": name,
+                "served": len(rows) == served,
                 "first_call_s": first_s,
                 "p50_s": statistics.median(times) / 1000,
                 "min_iou": min(ious) if ious else None,
@@ -287,7 +294,7 @@ def sam_encoder(rate: Row, data: Path | None, prompts: int, repeats: int) -> lis
     print(f"\n## 5. SAM ViT-B image encoder, 1024², {flops / 1e9:.0f} GFLOP, floor {floor_s:.2f} s")
     print(f"   mask IoU against fp32 eager: box prompts from {len(pairs)} --data masks")
     print(
-        f"{'variant':<26} {'p50 s':>7} {'speed-up':>9} {'x floor':>8} {'1st call s':>10} "
+        f"{'variant':<34} {'p50 s':>7} {'speed-up':>9} {'x floor':>8} {'1st call s':>10} "
         f"{'min IoU':>8} {'mean IoU':>9}"
     )
     for row in rows:
@@ -297,7 +304,7 @@ def sam_encoder(rate: Row, data: Path | None, prompts: int, repeats: int) -> lis
             f"{row['min_iou']:>8.4f} {row['mean_iou']:>9.4f}" if row["min_iou"] is not None else ""
         )
         print(
-            f"{row['variant']:<26} {row['p50_s']:>7.2f} {row['speed_up']:>8.2f}x "
+            f"{row['variant']:<34} {row['p50_s']:>7.2f} {row['speed_up']:>8.2f}x "
             f"{row['x_floor']:>8.2f} {row['first_call_s']:>10.1f} {agreement}"
         )
     return rows

@@ -167,7 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lesion-points", type=int, default=24, help="the lesion grid's")
     parser.add_argument("--max-side", type=int, default=512)
     parser.add_argument(
-        "--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="image encoder's"
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "int8", "auto"],
+        help="image encoder's",
     )
     parser.add_argument("--compile", action="store_true", help="compile the image encoder")
     parser.add_argument("--out", type=Path, default=None, help="write the scores as JSON")

@@ -30,10 +30,14 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
-from branet_segmenter.acceleration import FastImageEncoder, accelerate
+from branet_segmenter.acceleration import (
+    FastImageEncoder,
+    SamPrecision,
+    accelerate,
+    resolve_sam_precision,
+)
 from branet_segmenter.checkpoints import OFFICIAL_CHECKPOINTS
 from branet_shared.checksums import sha256_of_file
-from branet_shared.hardware import Precision, resolve_precision
 from branet_shared.images import ValidatedImage, encode_png, roi_crop
 from branet_shared.schemas import (
     BoundingBox,
@@ -244,7 +248,7 @@ class LesionSegmenter:
         checkpoint: Path,
         expected_sha256: str | None = None,
         cache: EmbeddingCache | None = None,
-        precision: Precision = "fp32",
+        precision: SamPrecision = "fp32",
         compiled: bool = False,
     ) -> "LesionSegmenter":
         """Build `model_type` from `checkpoint`, refusing any file but the expected one.
@@ -272,7 +276,7 @@ class LesionSegmenter:
                 f"{checkpoint} is not a {model_type} SAM checkpoint: {first_line}"
             ) from None
         return cls(
-            accelerate(sam, resolve_precision(precision), compiled), model_type, actual, cache
+            accelerate(sam, resolve_sam_precision(precision), compiled), model_type, actual, cache
         )
 
     @property

@@ -1,4 +1,5 @@
-"""The faster image encoder: fused attention is exact, bf16 and compilation keep the masks."""
+"""The faster image encoder: fused attention is exact; bf16, int8 linear layers and
+compilation keep the masks."""
 
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from segment_anything import SamPredictor
 
-from branet_segmenter.acceleration import FastImageEncoder
+from branet_segmenter.acceleration import FastImageEncoder, Int8DynamicLinear, SamPrecision
 from branet_segmenter.segment import BUILDERS, LesionSegmenter
 from branet_shared.schemas import BoundingBox
 from tests.images import lesion_array
@@ -39,9 +40,24 @@ def test_fused_attention_gives_the_package_embedding(sam_checkpoint: Path) -> No
     assert torch.allclose(fused, predictor.features, rtol=1e-4, atol=1e-5)
 
 
-def test_bf16_compiled_encoder_keeps_the_mask(sam_checkpoint: Path) -> None:
+def test_an_int8_linear_layer_answers_as_the_fp32_one() -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(96, 48)
+    x = torch.randn(2, 40, 96)
+
+    with torch.inference_mode():
+        reference, int8 = linear(x), Int8DynamicLinear(linear)(x)
+
+    assert int8.shape == reference.shape
+    assert float((int8 - reference).norm() / reference.norm()) < 0.02
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_compiled_encoder_keeps_the_mask(
+    sam_checkpoint: Path, precision: SamPrecision
+) -> None:
     exact = LesionSegmenter.load("toy", sam_checkpoint, precision="fp32")
-    fast = LesionSegmenter.load("toy", sam_checkpoint, precision="bf16", compiled=True)
+    fast = LesionSegmenter.load("toy", sam_checkpoint, precision=precision, compiled=True)
     fast.warm_up()
 
     assert isinstance(fast.sam.image_encoder, FastImageEncoder)
