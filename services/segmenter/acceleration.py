@@ -8,15 +8,16 @@ each optional and each measured by bench/suite.py against the package's fp32 eag
   exact to float rounding (relative error ~1e-7);
 - bf16 weights where the CPU has bf16 units; the prompt encoder and mask decoder stay fp32
   (they are cheap, and the masks are thresholded there);
-- int8 linear layers (precision `int8`): weights per output channel, activations per token,
-  quantised on the fly, multiplied by VNNI instructions (`torch._int_mm`) at about twice the
-  bf16 rate — the dynamic int8 scheme segment-anything-fast uses for this encoder; the
-  rest stays bf16;
+- int8 linear layers (precision `int8`, opt-in): weights per output channel, activations per
+  token, quantised on the fly, multiplied by VNNI instructions (`torch._int_mm`) at about
+  twice the bf16 rate — the dynamic int8 scheme segment-anything-fast uses for this encoder;
+  the rest stays bf16;
 - torch.compile with frozen weights.
 
 On a 2-core AVX-512 BF16 + VNNI CPU, per 1024² ViT-B embedding: fp32 eager 11.0-13.4 s, fused
-attention 8.5 s, bf16 + fused attention 5.3-5.8 s, compiled 4.1-4.6 s; int8 linear layers take
-a compiled encoder from 4.1 to 3.7 s (bench/suite.py has the masks' IoU against fp32 eager).
+attention 8.5-8.8 s, bf16 + fused attention 5.3-5.8 s, compiled 4.1-4.6 s; int8 linear layers
+take a compiled encoder from 4.1 to 3.7 s, or 4.25 to 4.04 s (bench/suite.py has the masks'
+IoU against fp32 eager).
 """
 
 import types
@@ -28,7 +29,7 @@ import torch.nn.functional as F  # noqa: N812
 from segment_anything.modeling import Sam
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 
-from branet_shared.hardware import cpu_has_vnni, resolve_precision
+from branet_shared.hardware import resolve_precision
 
 
 def fused_attention_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
@@ -112,9 +113,9 @@ SamPrecision = Literal["auto", "fp32", "bf16", "int8"]
 
 
 def resolve_sam_precision(precision: SamPrecision) -> Literal["fp32", "bf16", "int8"]:
-    """`auto` is int8 where the CPU has VNNI, else bf16 where it has bf16 units, else fp32."""
-    if precision == "auto" and cpu_has_vnni():
-        return "int8"
+    """`auto` is bf16 where the CPU has bf16 units, else fp32. int8 is asked for by name: on
+    2 vCPUs it saves 5-10 % of an embedding for 10 s more compilation at start, and its masks
+    were checked against random weights only (IoU ≥ 0.993), not the released checkpoints."""
     return "int8" if precision == "int8" else resolve_precision(precision)
 
 

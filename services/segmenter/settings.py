@@ -30,9 +30,9 @@ class SegmenterSettings(BaseSettings):
     )
     precision: SamPrecision = Field(
         "auto",
-        description="the image encoder's: bf16 (about 2x fp32), int8 linear layers on bf16 "
-        "(about 10 % more); auto: int8 where the CPU has VNNI, else bf16 where it has bf16 "
-        "units, else fp32. bench/suite.py measures mask IoU against fp32",
+        description="the image encoder's: bf16 (about 2x fp32); int8: int8 linear layers on "
+        "bf16 (5-10 % faster, 10 s more compilation; needs VNNI); auto: bf16 where the CPU "
+        "has bf16 units, else fp32. bench/suite.py measures mask IoU against fp32",
     )
     compile: bool = Field(
         True, description="compile the image encoder at start (about 30 s; 1.25x faster)"
