@@ -2,9 +2,11 @@
 latency (p50/p95), and peak memory.
 
     python bench/classifier.py [--model models/ultrasound.json] [--size 128] [--runs 50]
+        [--precision auto|fp32|bf16|int8] [--compile]
 
 Without --model it measures a ResNet18 with random weights at --size (latency does not depend
-on weight values).
+on weight values). `--precision auto` is what the service serves (int8 where the card has an
+int8 file); the service also compiles bf16/fp32 models (`--compile`).
 """
 
 import argparse
@@ -19,7 +21,12 @@ import torch
 from PIL import Image
 from timing import summary, timed_ms
 
-from branet_classifier.classify import ClassifierCard, ResNet18Classifier, build_resnet18
+from branet_classifier.classify import (
+    ClassifierCard,
+    ClassifierPrecision,
+    ResNet18Classifier,
+    build_resnet18,
+)
 from branet_shared.schemas import Modality
 
 
@@ -32,9 +39,13 @@ def percentiles(run: Callable[[], object], runs: int) -> tuple[float, float]:
     return times["p50_ms"], times["p95_ms"]
 
 
-def load(model: Path | None, size: int) -> ResNet18Classifier:
+def load(
+    model: Path | None, size: int, precision: ClassifierPrecision, compiled: bool
+) -> ResNet18Classifier:
     if model is not None:
-        return ResNet18Classifier.load(model)
+        loaded = ResNet18Classifier.load(model, precision, compiled)
+        loaded.warm_up()
+        return loaded
     card = ClassifierCard(
         name="random-resnet18",
         version="bench",
@@ -43,7 +54,7 @@ def load(model: Path | None, size: int) -> ResNet18Classifier:
         weights_sha256="0" * 64,
         input_size=size,
     )
-    return ResNet18Classifier(card, build_resnet18())
+    return ResNet18Classifier(card, build_resnet18(), precision, compiled)
 
 
 def main() -> None:
@@ -52,12 +63,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="input size without --model")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile bf16/fp32")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    model = load(args.model, args.size)
+    model = load(args.model, args.size, args.precision, args.compile)
     load_ms = (time.perf_counter() - started) * 1000
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (500, 600), dtype=np.uint8))
     single = model.preprocess(image)
@@ -85,8 +98,9 @@ def main() -> None:
 
     size = model.card.input_size
     print(
-        f"\n{model.card.name} {model.card.version}, {size}×{size} input, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"\n{model.card.name} {model.card.version}, {size}×{size} input, {model.precision}"
+        f"{' compiled' if model.compiled else ''}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
     )
     print(f"{'stage':<36} {'p50 ms':>9} {'p95 ms':>9}")
     for name, p50, p95 in rows:
