@@ -1,10 +1,12 @@
 """The three servers of the same ResNet18 weights that the suite compares.
 
-- `branet`: the classifier service as deployed (bf16, compiled, micro-batching; its defaults).
+- `branet`: the classifier service as deployed (its defaults: int8 where the card has it,
+  micro-batching), asked the way the gateway asks it, the image as the request body.
 - `flask-fp32`: the original system's way, a synchronous Flask endpoint with fp32 eager
   inference per request (bench/peers/flask_naive.py).
 - `torchserve`: TorchServe 0.12 with its image-classifier handler (default workers and batch
-  size), its transform swapped for the card's preprocessing (bench/peers/torchserve_handler.py).
+  size), its transform swapped for the card's preprocessing (bench/peers/torchserve_handler.py);
+  its predictions API also takes the image as the body.
 """
 
 import json
@@ -37,11 +39,19 @@ def multipart(
     return send, RawRequest(path, body, content_type)
 
 
+def image_body(path: str, image: bytes) -> tuple[Callable[[httpx.AsyncClient], Any], RawRequest]:
+    """A POST whose body is the image, as an httpx call and as bytes for the load generator."""
+
+    def send(client: httpx.AsyncClient) -> Any:
+        return client.post(path, content=image, headers={"content-type": "image/png"})
+
+    return send, RawRequest(path, image, "image/png")
+
+
 def branet_server(card: Path, image: bytes, modality: str, env: dict[str, str]) -> Server:
+    """Asked the way the gateway asks it: the image as the body (`/v1/classify/{modality}`)."""
     port = free_port()
-    send, raw = multipart(
-        "/v1/classify", {"file": ("scan.png", image, "image/png")}, {"modality": modality}
-    )
+    send, raw = image_body(f"/v1/classify/{modality}", image)
 
     return Server(
         name="branet",

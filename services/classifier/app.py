@@ -11,7 +11,7 @@ from typing import Annotated, TypedDict
 import anyio
 import anyio.to_thread
 import torch
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from branet_classifier.batching import MicroBatcher
@@ -36,6 +36,14 @@ from branet_shared.schemas import (
 from branet_shared.web import create_service_app, readiness_response, run_service
 
 VERSION = "0.1.0"
+RAW_IMAGE_BODY = {
+    "required": True,
+    "description": "JPEG or PNG, whole image or ROI crop",
+    "content": {
+        media: {"schema": {"type": "string", "format": "binary"}}
+        for media in ("image/png", "image/jpeg", "application/octet-stream")
+    },
+}
 log = logging.getLogger(__name__)
 
 
@@ -108,22 +116,17 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
     )
 
-    @app.post(
-        "/v1/classify",
-        responses=problem_responses(*IMAGE_UPLOAD_ERRORS),
-    )
-    async def classify(
-        registry: RegistryDep,
-        inference: InferenceDep,
-        batchers: BatchersDep,
-        file: Annotated[UploadFile, File(description="JPEG or PNG, whole image or ROI crop")],
-        modality: Annotated[Modality, Form()],
-        explain: Annotated[bool, Form(description="add a Grad-CAM heatmap PNG")] = False,
+    async def classify_image(
+        registry: ClassifierRegistry,
+        inference: Executor,
+        batchers: dict[Modality, MicroBatcher],
+        data: bytes,
+        modality: Modality,
+        explain: bool,
     ) -> ClassifyResponse:
         model = registry.models.get(modality)
         if model is None:
             raise ModelUnavailable(f"no {modality.value} classifier: {registry.missing[modality]}")
-        data = await file.read(MAX_IMAGE_BYTES + 1)
         if not explain:
             # One thread hop for the CPU work before the model: every hop costs latency.
             inputs = await anyio.to_thread.run_sync(
@@ -138,6 +141,39 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             return result.model_copy(update={"heatmap_png": encoded})
 
         return await asyncio.get_running_loop().run_in_executor(inference, run)
+
+    @app.post(
+        "/v1/classify",
+        responses=problem_responses(*IMAGE_UPLOAD_ERRORS),
+    )
+    async def classify(
+        registry: RegistryDep,
+        inference: InferenceDep,
+        batchers: BatchersDep,
+        file: Annotated[UploadFile, File(description="JPEG or PNG, whole image or ROI crop")],
+        modality: Annotated[Modality, Form()],
+        explain: Annotated[bool, Form(description="add a Grad-CAM heatmap PNG")] = False,
+    ) -> ClassifyResponse:
+        data = await file.read(MAX_IMAGE_BYTES + 1)
+        return await classify_image(registry, inference, batchers, data, modality, explain)
+
+    @app.post(
+        "/v1/classify/{modality}",
+        responses=problem_responses(*IMAGE_UPLOAD_ERRORS),
+        openapi_extra={"requestBody": RAW_IMAGE_BODY},
+        description="The same as `POST /v1/classify`, with the image as the whole request body "
+        "(what the gateway sends: no multipart to parse, about 1 ms less per image).",
+    )
+    async def classify_body(
+        request: Request,
+        registry: RegistryDep,
+        inference: InferenceDep,
+        batchers: BatchersDep,
+        modality: Modality,
+        explain: Annotated[bool, Query(description="add a Grad-CAM heatmap PNG")] = False,
+    ) -> ClassifyResponse:
+        data = await request.body()  # bounded by the body-size middleware
+        return await classify_image(registry, inference, batchers, data, modality, explain)
 
     @app.get("/v1/models")
     async def models(registry: RegistryDep) -> ModelsResponse:

@@ -30,6 +30,7 @@ from branet_shared.web import REQUEST_ID_HEADER
 log = logging.getLogger(__name__)
 ResponseT = TypeVar("ResponseT", bound=BaseModel)
 RETRY_BACKOFF_S = 0.2
+OCTET = "application/octet-stream"
 
 
 class ModelServiceClient:
@@ -55,19 +56,19 @@ class ModelServiceClient:
         return {REQUEST_ID_HEADER: request_id} if request_id else {}
 
     async def _post_image(
-        self, path: str, image: bytes, fields: dict[str, str], answer: type[ResponseT]
+        self,
+        path: str,
+        image: bytes,
+        fields: dict[str, str],
+        answer: type[ResponseT],
+        *,
+        raw: bool = False,
     ) -> ResponseT:
         timeout = httpx.Timeout(self.http.timeout.connect, read=self.read_timeout_s)
         for attempt in range(self.retries + 1):
             try:
-                response = await self.http.post(
-                    f"{self.base_url}{path}",
-                    files={"file": ("image", image, "application/octet-stream")},
-                    data=fields,
-                    headers=self._headers(),
-                    timeout=timeout,
-                    auth=self.auth,
-                )
+                request = self._image_request(path, image, fields, raw, timeout)
+                response = await self.http.send(request, auth=self.auth)
                 break
             except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
                 if attempt == self.retries:
@@ -87,6 +88,26 @@ class ModelServiceClient:
             return answer.model_validate_json(response.content)
         except ValidationError:
             raise ModelUnavailable(f"the {self.service} service answered malformed data") from None
+
+    def _image_request(
+        self, path: str, image: bytes, fields: dict[str, str], raw: bool, timeout: httpx.Timeout
+    ) -> httpx.Request:
+        url = f"{self.base_url}{path}"
+        if raw:
+            # The image as the body, the fields as query parameters: the service is spared a
+            # multipart parse (about 1 ms of its event loop per image).
+            headers = self._headers() | {"content-type": OCTET}
+            return self.http.build_request(
+                "POST", url, content=image, params=fields, headers=headers, timeout=timeout
+            )
+        return self.http.build_request(
+            "POST",
+            url,
+            files={"file": ("image", image, OCTET)},
+            data=fields,
+            headers=self._headers(),
+            timeout=timeout,
+        )
 
     def _error_from(self, response: httpx.Response) -> BraNetError:
         """Relay the service's own problem when it is one the caller can act on."""
@@ -132,8 +153,9 @@ class ModelServiceClient:
 
 class ClassifierClient(ModelServiceClient):
     async def classify(self, image: bytes, modality: Modality, explain: bool) -> ClassifyResponse:
-        fields = {"modality": modality.value, "explain": str(explain).lower()}
-        return await self._post_image("/v1/classify", image, fields, ClassifyResponse)
+        fields = {"explain": str(explain).lower()}
+        path = f"/v1/classify/{modality.value}"
+        return await self._post_image(path, image, fields, ClassifyResponse, raw=True)
 
 
 class SegmenterClient(ModelServiceClient):

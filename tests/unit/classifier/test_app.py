@@ -42,6 +42,55 @@ async def test_classify_answers_label_and_probabilities(client: httpx.AsyncClien
     assert body["model"]["name"] == "test-resnet18-mammography"
 
 
+async def classify_body(
+    client: httpx.AsyncClient, image: bytes, path: str, explain: bool = False
+) -> httpx.Response:
+    """The image as the request body, as the gateway sends it."""
+    return await client.post(
+        path,
+        content=image,
+        params={"explain": str(explain).lower()},
+        headers={"content-type": "application/octet-stream"},
+    )
+
+
+async def test_the_image_as_the_body_gets_the_multipart_answer(client: httpx.AsyncClient) -> None:
+    image = gray_png()
+
+    as_form = await classify(client, image, "ultrasound")
+    as_body = await classify_body(client, image, "/v1/classify/ultrasound")
+
+    assert as_body.status_code == 200
+    assert as_body.json()["probabilities"] == as_form.json()["probabilities"]
+    assert as_body.json()["model"] == as_form.json()["model"]
+
+
+async def test_the_image_as_the_body_explains_on_request(client: httpx.AsyncClient) -> None:
+    response = await classify_body(client, gray_png(), "/v1/classify/mammography", explain=True)
+
+    assert response.status_code == 200
+    assert response.json()["heatmap_png"]
+
+
+@pytest.mark.parametrize(
+    ("image", "path", "status", "code"),
+    [
+        (b"GIF89a....", "/v1/classify/ultrasound", 415, "unsupported_media_type"),
+        (b"", "/v1/classify/ultrasound", 422, "invalid_image"),
+        (gray_png(), "/v1/classify/x-ray", 422, None),
+    ],
+)
+async def test_the_image_as_the_body_is_refused_with_a_problem(
+    client: httpx.AsyncClient, image: bytes, path: str, status: int, code: str | None
+) -> None:
+    response = await classify_body(client, image, path)
+
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/problem+json")
+    if code is not None:
+        assert response.json()["code"] == code
+
+
 async def test_ready_when_every_modality_is_loaded(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).status_code == 200
     assert (await client.get("/readyz")).json()["status"] == "ready"
