@@ -129,6 +129,7 @@ class ModelInfo(Schema):
     sha256: str
     metrics: dict[str, float] = Field(default_factory=dict)
     description: str = ""
+    runtime: str = Field("", description="how it runs here, e.g. 'int8, ONNX Runtime'")
 
 
 class Unavailable(Schema):

@@ -245,7 +245,14 @@ class ResNet18Classifier:
             sha256=self.card.weights_sha256,
             metrics=self.card.metrics,
             description=self.card.description,
+            runtime=self.runtime,
         )
+
+    @property
+    def runtime(self) -> str:
+        if self.precision == "int8":
+            return "int8, ONNX Runtime"
+        return f"{self.precision}, {'torch.compile' if self.compiled else 'eager'}"
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """A normalised 1×3×S×S tensor from an `L` or `RGB` image, exactly as in training."""

@@ -171,6 +171,7 @@ def create_app(settings: SegmenterSettings | None = None) -> FastAPI:
             task="segmentation",
             architecture=f"segment-anything {config.model_type}",
             sha256=loaded.segmenter.checkpoint_sha256,
+            runtime=loaded.segmenter.runtime,
         )
         return ModelsResponse(models=[info])
 

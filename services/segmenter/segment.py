@@ -32,6 +32,7 @@ from segment_anything.modeling import (
 
 from branet_segmenter.acceleration import (
     FastImageEncoder,
+    Int8DynamicLinear,
     SamPrecision,
     accelerate,
     resolve_sam_precision,
@@ -278,6 +279,17 @@ class LesionSegmenter:
         return cls(
             accelerate(sam, resolve_sam_precision(precision), compiled), model_type, actual, cache
         )
+
+    @property
+    def runtime(self) -> str:
+        """The image encoder's precision and whether it is compiled."""
+        encoder = self.sam.image_encoder
+        if not isinstance(encoder, FastImageEncoder):
+            return "fp32, eager"
+        int8 = any(isinstance(m, Int8DynamicLinear) for m in encoder.modules())
+        dtype = "bf16" if encoder.dtype == torch.bfloat16 else "fp32"
+        compiled = "torch.compile" if encoder.compiled is not None else "eager"
+        return f"{'int8 linear layers + ' if int8 else ''}{dtype}, {compiled}"
 
     @property
     def ref(self) -> ModelRef:

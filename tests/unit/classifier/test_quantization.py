@@ -137,7 +137,11 @@ async def test_the_service_classifies_with_the_int8_model(
         response = await client.post(
             "/v1/classify", files={"file": ("x", gray_png())}, data={"modality": "ultrasound"}
         )
+        models = (await client.get("/v1/models")).json()["models"]
 
     assert response.status_code == 200
     probabilities = response.json()["probabilities"]
     assert probabilities["benign"] + probabilities["malignant"] == pytest.approx(1.0)
+    runtimes = {model["modality"]: model["runtime"] for model in models}
+    assert runtimes["ultrasound"] == "int8, ONNX Runtime"
+    assert runtimes["mammography"].endswith("eager")  # tests run uncompiled

@@ -61,6 +61,8 @@ def test_reduced_precision_compiled_encoder_keeps_the_mask(
     fast.warm_up()
 
     assert isinstance(fast.sam.image_encoder, FastImageEncoder)
+    assert fast.runtime.endswith("torch.compile")
+    assert ("int8" in fast.runtime) == (precision == "int8")
     assert embedding(fast).dtype == torch.float32
     reference = exact.prompted(RGB, "a", BOX).mask
     assert mask_iou(fast.prompted(RGB, "b", BOX).mask, reference) >= 0.98
@@ -72,4 +74,5 @@ def test_an_encoder_whose_compilation_fails_runs_eager(sam_checkpoint: Path) -> 
 
     segmenter.warm_up()
 
+    assert segmenter.runtime.endswith("eager")
     assert segmenter.prompted(RGB, "c", BOX).mask.any()
