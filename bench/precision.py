@@ -16,11 +16,14 @@ from pathlib import Path
 import torch
 
 from branet_classifier.batching import largest_batch
-from branet_classifier.classify import COMPILED_BATCH_SIZES, ResNet18Classifier
+from branet_classifier.classify import (
+    AGREEMENT_FLOOR,
+    COMPILED_BATCH_SIZES,
+    ResNet18Classifier,
+    agreement,
+)
 from branet_classifier.data import load_samples
 from branet_classifier.training import ImageCache, model_input
-
-AGREEMENT_FLOOR = 0.995
 
 
 def median_ms(model: ResNet18Classifier, batch: torch.Tensor, runs: int = 30) -> float:
@@ -62,13 +65,12 @@ def main() -> None:
     )
     print(f"{'variant':<14} {'agreement':>9} {'max |dP|':>9} {'mean |dP|':>9}")
     for name, model in variants.items():
-        reduced = predict_all(model, inputs)
-        agreement = float((reference.argmax(1) == reduced.argmax(1)).float().mean())
-        difference = (reference[:, 1] - reduced[:, 1]).abs()
-        verdict = "keeps labels" if agreement >= AGREEMENT_FLOOR else "CHANGES labels"
+        measured = agreement(reference, predict_all(model, inputs))
+        labels = measured["label_agreement"]
+        verdict = "keeps labels" if labels >= AGREEMENT_FLOOR else "CHANGES labels"
         print(
-            f"{name:<14} {agreement:>9.4f} {float(difference.max()):>9.4f} "
-            f"{float(difference.mean()):>9.4f}  {verdict}"
+            f"{name:<14} {labels:>9.4f} {measured['max_abs_dp_malignant']:>9.4f} "
+            f"{measured['mean_abs_dp_malignant']:>9.4f}  {verdict}"
         )
     print(f"\n{'batch':>5} {'fp32 ms':>9}" + "".join(f" {name:>14}" for name in variants))
     for size in COMPILED_BATCH_SIZES:

@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,19 +45,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from branet_classifier.classify import ResNet18Classifier
 from branet_segmenter.acceleration import accelerate
 from branet_segmenter.segment import BUILDERS
-from branet_shared.hardware import cpu_has_bf16, cpu_has_vnni
+from branet_shared.hardware import cpu_flags, cpu_has_bf16, cpu_has_vnni, resolve_precision
 from branet_shared.images import validate_image
 
 Row = dict[str, Any]
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return set(flags.split(":", 1)[-1].split())
 
 
 def matrix_rate_tflops(dtype: torch.dtype, device: str = "cpu", n: int = 2048) -> float:
@@ -114,7 +105,7 @@ def classifier_stages(card: Path, image: bytes, rate: Row, runs: int) -> Row:
     fp32 = ResNet18Classifier.load(card, "fp32")
     inputs = fp32.preprocess(validated.image)
     flops = forward_flops(fp32.network, inputs)
-    precision: Literal["fp32", "bf16"] = "bf16" if cpu_has_bf16() else "fp32"
+    precision = resolve_precision("auto")
     started = time.perf_counter()
     compiled = ResNet18Classifier.load(card, precision, compiled=True)
     compiled.warm_up()
@@ -246,7 +237,7 @@ def sam_encoder(rate: Row, data: Path | None, prompts: int, repeats: int) -> lis
     state = BUILDERS["vit_b"]().state_dict()
     pixels = torch.randn(1, 3, 1024, 1024)
     pairs = box_prompts(data, prompts)
-    precision: Literal["fp32", "bf16"] = "bf16" if cpu_has_bf16() else "fp32"
+    precision = resolve_precision("auto")
     variants: list[tuple[str, Callable[[Any], Any]]] = [
         ("fp32 eager (package)", lambda sam: sam),
         ("fp32 fused attention", lambda sam: accelerate(sam, "fp32", compiled=False)),

@@ -6,23 +6,25 @@ from typing import Literal
 Precision = Literal["auto", "fp32", "bf16"]
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as /proc/cpuinfo lists them; empty where it cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.split(":", 1)[-1].split())
+
+
 def cpu_has_bf16() -> bool:
     """bf16 matrix units (AVX-512 BF16 or AMX): where bf16 inference is faster, not slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def cpu_has_vnni() -> bool:
     """int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX): where int8 matrix
     products run about twice the bf16 rate."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def resolve_precision(precision: Precision) -> Literal["fp32", "bf16"]:

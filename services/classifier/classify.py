@@ -41,6 +41,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # where the CPU has bf16 units, else fp32.
 ClassifierPrecision = Literal["auto", "fp32", "bf16", "int8"]
 ServingPrecision = Literal["fp32", "bf16", "int8"]
+# A reduced-precision path must give fp32's label for at least this share of images.
+AGREEMENT_FLOOR = 0.995
 
 
 class ClassifierCard(BaseModel):
@@ -80,6 +82,17 @@ def serving_precision(requested: ClassifierPrecision, has_int8: bool) -> Serving
     if requested == "int8" or (requested == "auto" and has_int8 and int8_runtime_available()):
         return "int8"
     return resolve_precision(requested)
+
+
+def agreement(reference: torch.Tensor, reduced: torch.Tensor) -> dict[str, float]:
+    """Label agreement and |ΔP(malignant)| of two N×2 probability tensors."""
+    difference = (reference[:, 1] - reduced[:, 1]).abs()
+    return {
+        "images": float(len(reference)),
+        "label_agreement": float((reference.argmax(1) == reduced.argmax(1)).float().mean()),
+        "max_abs_dp_malignant": float(difference.max()),
+        "mean_abs_dp_malignant": float(difference.mean()),
+    }
 
 
 def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:

@@ -29,14 +29,20 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from branet_classifier.classify import ClassifierCard, ResNet18Classifier
+from branet_classifier.classify import (
+    AGREEMENT_FLOOR as AGREEMENT_FLOOR,  # the bar this command holds an artefact to
+)
+from branet_classifier.classify import (
+    ClassifierCard,
+    ResNet18Classifier,
+    agreement,
+)
 from branet_classifier.data import load_samples
 from branet_classifier.int8 import Calibration, Int8Card, Int8Network
 from branet_classifier.pipeline import card_markdown
 from branet_classifier.training import ImageCache, model_input
 from branet_shared.checksums import sha256_of_file
 
-AGREEMENT_FLOOR = 0.995
 MAX_BATCH = 64
 HEAD_OPS = ("Gemm", "MatMul")  # the final fully connected layer
 
@@ -88,17 +94,6 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             nodes_to_exclude=head,
         )
-
-
-def agreement(reference: torch.Tensor, reduced: torch.Tensor) -> dict[str, float]:
-    """Label agreement and |ΔP(malignant)| of two N×2 probability tensors."""
-    difference = (reference[:, 1] - reduced[:, 1]).abs()
-    return {
-        "images": float(len(reference)),
-        "label_agreement": float((reference.argmax(1) == reduced.argmax(1)).float().mean()),
-        "max_abs_dp_malignant": float(difference.max()),
-        "mean_abs_dp_malignant": float(difference.mean()),
-    }
 
 
 def predict_in_batches(model: ResNet18Classifier, inputs: torch.Tensor) -> torch.Tensor:
@@ -170,8 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calibration-images", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    card = ClassifierCard.model_validate_json(args.model.read_bytes())
-    inputs = load_inputs(ResNet18Classifier.load(args.model, "fp32"), args.data)
+    model = ResNet18Classifier.load(args.model, "fp32")
+    inputs = load_inputs(model, args.data)
     record = quantize_model(
         args.model,
         inputs,
@@ -179,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         sources=[path.name for path in args.data],
     )
-    measured = record.agreement
+    measured, card = record.agreement, model.card
     print(
         f"{card.name} {card.version}: {record.file} ({record.sha256[:12]}), calibrated on "
         f"{record.calibration.images} images; on {measured['images']:.0f} others, label "

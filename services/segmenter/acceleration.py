@@ -114,8 +114,9 @@ SamPrecision = Literal["auto", "fp32", "bf16", "int8"]
 
 def resolve_sam_precision(precision: SamPrecision) -> Literal["fp32", "bf16", "int8"]:
     """`auto` is bf16 where the CPU has bf16 units, else fp32. int8 is asked for by name: on
-    2 vCPUs it saves 5-10 % of an embedding for 10 s more compilation at start, and its masks
-    were checked against random weights only (IoU ≥ 0.993), not the released checkpoints."""
+    2 vCPUs it saves 6-12 % of an embedding for about 12 s more compilation at start, and its
+    masks were checked against random weights only (IoU ≥ 0.993), not the released
+    checkpoints."""
     return "int8" if precision == "int8" else resolve_precision(precision)
 
 
