@@ -23,6 +23,7 @@ from torchvision.transforms.v2 import functional as tvf
 
 from branet_classifier.int8 import Int8Card, Int8Network, int8_runtime_available
 from branet_shared.checksums import sha256_of_file
+from branet_shared.compilation import compile_frozen
 from branet_shared.hardware import resolve_precision
 from branet_shared.schemas import (
     ClassifyResponse,
@@ -141,7 +142,7 @@ COMPILED_BATCH_SIZES = (1, 2, 4, 8)
 
 def inference_network(
     network: torch.nn.Module, precision: Literal["fp32", "bf16"], compiled: bool
-) -> torch.nn.Module:
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """The serving copy of `network`: in `precision`, channels-last, optionally compiled.
 
     bf16 weights (not autocast) avoid a cast per layer; compiling with frozen weights lets
@@ -153,11 +154,9 @@ def inference_network(
     serving = copy.deepcopy(network).eval().to(dtype).to(memory_format=torch.channels_last)
     if not compiled:
         return serving
-    torch._inductor.config.freezing = True
     limit: int = torch._dynamo.config.cache_size_limit
     torch._dynamo.config.cache_size_limit = max(limit, 2 * len(COMPILED_BATCH_SIZES))
-    compiled_network: torch.nn.Module = torch.compile(serving, dynamic=False)  # type: ignore[assignment]
-    return compiled_network
+    return compile_frozen(serving, dynamic=False)
 
 
 class ResNet18Classifier:

@@ -29,6 +29,7 @@ import torch.nn.functional as F  # noqa: N812
 from segment_anything.modeling import Sam
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 
+from branet_shared.compilation import compile_frozen
 from branet_shared.hardware import resolve_precision
 
 
@@ -98,10 +99,8 @@ class FastImageEncoder(torch.nn.Module):
         self.encoder = encoder.to(dtype)
         # Set to None when compilation fails: the encoder then runs eager.
         self.compiled: Callable[[torch.Tensor], torch.Tensor] | None = (
-            torch.compile(self.encoder) if compiled else None
+            compile_frozen(self.encoder) if compiled else None
         )
-        if compiled:
-            torch._inductor.config.freezing = True
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         run = self.compiled if self.compiled is not None else self.encoder

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from branet_segmenter.segment import CheckpointError, EmbeddingCache, LesionSegmenter
 from branet_segmenter.settings import SegmenterSettings
+from branet_shared.allocator import keep_freed_memory
 from branet_shared.errors import (
     IMAGE_UPLOAD_ERRORS,
     ModelUnavailable,
@@ -103,6 +104,8 @@ def create_app(settings: SegmenterSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
+        if settings.keep_freed_memory and not keep_freed_memory():
+            log.info("freed memory goes back to the kernel: the C library is not glibc")
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         loaded = await anyio.to_thread.run_sync(load_segmenter, settings)

@@ -53,6 +53,12 @@ class SegmenterSettings(BaseSettings):
         le=1.0,
         description="context around the ROI crop; the classifiers trained with 0.25",
     )
+    keep_freed_memory: bool = Field(
+        True,
+        description="keep the encoder's large freed buffers for the next image instead of "
+        "returning them to the kernel (glibc malloc): bf16 compiled embeddings 4.5 -> 3.8 s on "
+        "2 vCPUs; the process keeps its peak memory",
+    )
     torch_threads: int = Field(0, ge=0, description="intra-op threads; 0 = torch's default")
     max_concurrency: int = Field(1, ge=1)
     max_body_bytes: int = 10 * 1024 * 1024 + 64 * 1024
