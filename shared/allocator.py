@@ -20,7 +20,7 @@ M_MMAP_MAX = -4
 M_ARENA_MAX = -8
 DEFAULT_TRIM_THRESHOLD = 128 * 1024
 DEFAULT_MMAP_MAX = 65536
-NEVER_TRIM = 2**31 - 1
+NEVER_TRIM = -1  # mallopt(3): -1 disables trimming
 
 
 @cache

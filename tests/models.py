@@ -35,5 +35,9 @@ def write_toy_sam(folder: Path, seed: int = 0) -> Path:
     """A checkpoint of the toy SAM architecture (random weights), as SEGMENTER_CHECKPOINT."""
     torch.manual_seed(seed)
     path = folder / "toy_sam.pth"
-    torch.save(build_toy_sam().state_dict(), path)
+    state = build_toy_sam().state_dict()
+    for name, value in state.items():
+        if "rel_pos" in name:  # initialised to zeros: trained ones are not, and must count
+            value.normal_(std=0.5)
+    torch.save(state, path)
     return path

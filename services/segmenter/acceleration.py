@@ -54,6 +54,44 @@ def fused_attention_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
     return projected
 
 
+# Queries per step of `matmul_attention_forward`: a step's scores, 12 heads × 1024 × 4096 in
+# bf16, are 100 MB instead of 400 MB for the whole of a global block (256-2048 measured alike).
+QUERY_CHUNK = 1024
+
+
+def matmul_attention_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
+    """The same attention as two matrix products and a softmax, for Inductor to compile.
+
+    Inductor fuses the scaling, the decomposed relative-position terms and the softmax into
+    one pass over the scores (in fp32), so the bias is never materialised; queries go in
+    chunks of whole token rows. Compiled, a global-attention block (4096 tokens) takes 0.25 s
+    against 0.38 s for the bias plus the CPU flash-attention kernel, and is closer to fp32
+    (max error 0.010 against 0.015); eager, it would be slower than `fused_attention_forward`.
+    """
+    batch, height, width, _ = x.shape
+    qkv = self.qkv(x).reshape(batch, height * width, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.reshape(3, batch * self.num_heads, height * width, -1).unbind(0)
+    rows = max(1, QUERY_CHUNK // width)
+    chunks = []
+    for top in range(0, height, rows):
+        q_rows = q[:, top * width : (top + rows) * width]
+        count = q_rows.shape[1] // width
+        scores = (q_rows @ k.transpose(1, 2)).view(-1, count, width, height, width) * self.scale
+        if self.use_rel_pos:
+            r_q = q_rows.reshape(-1, count, width, q.shape[-1])
+            rel_h = get_rel_pos(height, height, self.rel_pos_h)[top : top + count]
+            rel_w = get_rel_pos(width, width, self.rel_pos_w)
+            bias_h = torch.einsum("bhwc,hkc->bhwk", r_q, rel_h)
+            bias_w = torch.einsum("bhwc,wkc->bhwk", r_q, rel_w)
+            scores = scores + bias_h[:, :, :, :, None] + bias_w[:, :, :, None, :]
+        probs = scores.view(-1, count * width, height * width).softmax(dim=-1)
+        chunks.append(probs @ v)
+    out = torch.cat(chunks, dim=1)
+    out = out.view(batch, self.num_heads, height, width, -1).permute(0, 2, 3, 1, 4)
+    projected: torch.Tensor = self.proj(out.reshape(batch, height, width, -1))
+    return projected
+
+
 class Int8DynamicLinear(torch.nn.Module):
     """A linear layer in int8: weights per output channel at load, activations per token at
     each call, the int32 product rescaled to the input's dtype.
@@ -124,9 +162,10 @@ def accelerate(sam: Sam, precision: Literal["fp32", "bf16", "int8"], compiled: b
 
     int8 is the linear layers; the rest of the encoder is then bf16 where the CPU has bf16
     units, else fp32."""
+    forward = matmul_attention_forward if compiled else fused_attention_forward
     for module in sam.image_encoder.modules():
         if isinstance(module, Attention):
-            module.forward = types.MethodType(fused_attention_forward, module)
+            module.forward = types.MethodType(forward, module)
     if precision == "int8":
         quantise_linears(sam.image_encoder)
     rest = resolve_precision("auto") if precision == "int8" else precision

@@ -1,13 +1,17 @@
 """The faster image encoder: fused attention is exact; bf16, int8 linear layers and
 compilation keep the masks."""
 
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from segment_anything import SamPredictor
+from segment_anything.modeling import Sam
+from segment_anything.modeling.image_encoder import Attention
 
+from branet_segmenter import acceleration
 from branet_segmenter.acceleration import FastImageEncoder, Int8DynamicLinear, SamPrecision
 from branet_segmenter.segment import BUILDERS, LesionSegmenter
 from branet_shared.schemas import BoundingBox
@@ -29,15 +33,33 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max(1, (a | b).sum()))
 
 
-def test_fused_attention_gives_the_package_embedding(sam_checkpoint: Path) -> None:
-    package = BUILDERS["toy"](checkpoint=str(sam_checkpoint)).eval()
-    predictor = SamPredictor(package)
+def package_embedding(sam: Sam) -> torch.Tensor:
+    predictor = SamPredictor(sam)
     with torch.inference_mode():
         predictor.set_image(RGB)
+    features: torch.Tensor = predictor.features
+    return features
+
+
+def test_fused_attention_gives_the_package_embedding(sam_checkpoint: Path) -> None:
+    package = BUILDERS["toy"](checkpoint=str(sam_checkpoint)).eval()
 
     fused = embedding(LesionSegmenter.load("toy", sam_checkpoint, precision="fp32"))
 
-    assert torch.allclose(fused, predictor.features, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(fused, package_embedding(package), rtol=1e-4, atol=1e-5)
+
+
+def test_attention_by_matmul_in_query_chunks_gives_the_package_embedding(
+    sam_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sam = BUILDERS["toy"](checkpoint=str(sam_checkpoint)).eval()
+    expected = package_embedding(sam)
+    monkeypatch.setattr(acceleration, "QUERY_CHUNK", 1)  # one row of tokens per chunk
+    for module in sam.image_encoder.modules():
+        if isinstance(module, Attention):
+            module.forward = types.MethodType(acceleration.matmul_attention_forward, module)
+
+    assert torch.allclose(package_embedding(sam), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_an_int8_linear_layer_answers_as_the_fp32_one() -> None:
