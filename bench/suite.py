@@ -16,8 +16,9 @@ Sections, each a table on stdout and a key in the JSON:
 4. end to end through the gateway on the embedded stack (bench/e2e.py);
 5. SAM ViT-B image encoder at 1024² (random weights: latency does not depend on them): fp32
    eager (the package as is, glibc's default allocator), fp32 eager with freed memory kept
-   (the segmenter's allocator setting, and every row after it), fused attention, bf16, bf16 compiled (the segmenter's default),
-   int8 linear layers on bf16 compiled (where the CPU has VNNI), as a multiple of the floor,
+   (the segmenter's allocator setting, and every row after it), fused attention, bf16, bf16
+   compiled (the segmenter's default), int8 linear layers on bf16 compiled (where the CPU
+   has VNNI), as a multiple of the floor,
    and box-prompt mask IoU of each against fp32 eager on --data images (boxes from their masks);
 6. the model stages on the GPU, when there is one.
 """
