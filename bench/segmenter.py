@@ -22,6 +22,7 @@ import torch
 from timing import timed_ms
 
 from branet_segmenter.segment import BUILDERS, AutomaticSettings, EmbeddingCache, LesionSegmenter
+from branet_shared.allocator import keep_freed_memory
 from branet_shared.checksums import sha256_of_file
 from branet_shared.schemas import BoundingBox, Modality
 
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--auto-max-side", type=int, default=512)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    keep_freed_memory()  # the segmenter's allocator setting
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -1,11 +1,12 @@
 """A faster SAM image encoder: fused attention, bf16 weights, int8 linear layers, compilation.
 
-The image encoder is nearly all of SAM's cost (a ViT-B at 1024² is ~970 GFLOP). Four changes,
-each optional and each measured by bench/suite.py against the package's fp32 eager encoder:
+The image encoder is nearly all of SAM's cost (a ViT-B at 1024² is ~970 GFLOP). Each change
+is optional and measured by bench/suite.py against the package's fp32 eager encoder:
 
-- scaled-dot-product attention (one fused kernel) in place of the package's explicit
-  softmax(QKᵀ)V, with the decomposed relative-position terms passed as the attention bias;
-  exact to float rounding (relative error ~1e-7);
+- attention without the package's explicit softmax(QKᵀ)V and N×N relative-position bias:
+  eager, scaled-dot-product attention (one fused kernel) with the decomposed relative-position
+  terms as its bias, exact to float rounding; compiled, two matrix products and one softmax
+  pass that adds those terms on the fly (`matmul_attention_forward`), in query chunks;
 - bf16 weights where the CPU has bf16 units; the prompt encoder and mask decoder stay fp32
   (they are cheap, and the masks are thresholded there);
 - int8 linear layers (precision `int8`, opt-in): weights per output channel, activations per
@@ -14,10 +15,12 @@ each optional and each measured by bench/suite.py against the package's fp32 eag
   the rest stays bf16;
 - torch.compile with frozen weights.
 
-On a 2-core AVX-512 BF16 + VNNI CPU, per 1024² ViT-B embedding: fp32 eager 11.0-13.4 s, fused
-attention 8.5-8.8 s, bf16 + fused attention 5.3-5.8 s, compiled 4.1-4.6 s; int8 linear layers
-take a compiled encoder from 4.1 to 3.7 s, or 4.25 to 4.04 s (bench/suite.py has the masks'
-IoU against fp32 eager).
+The segmenter also keeps freed memory in the process (branet_shared.allocator): the encoder's
+buffers of 50-400 MB were otherwise mapped afresh and page-faulted on every call.
+
+On a 2-core AVX-512 BF16 + VNNI CPU, per 1024² ViT-B embedding: the package's fp32 eager
+encoder 10.9-11.2 s; bf16 compiled with the attention above and freed memory kept 3.4 s;
+int8 linear layers on that 2.9-3.0 s (bench/suite.py, with the masks' IoU against fp32).
 """
 
 import types
@@ -151,9 +154,9 @@ SamPrecision = Literal["auto", "fp32", "bf16", "int8"]
 
 def resolve_sam_precision(precision: SamPrecision) -> Literal["fp32", "bf16", "int8"]:
     """`auto` is bf16 where the CPU has bf16 units, else fp32. int8 is asked for by name: on
-    2 vCPUs it saves 6-12 % of an embedding for about 12 s more compilation at start, and its
-    masks were checked against random weights only (IoU ≥ 0.993), not the released
-    checkpoints."""
+    2 vCPUs it saves 12 % of an embedding (3.24 -> 2.85 s) for about 8 s more compilation at
+    start, and its masks were checked against random weights only (IoU ≥ 0.993), not the
+    released checkpoints."""
     return "int8" if precision == "int8" else resolve_precision(precision)
 
 

@@ -30,12 +30,13 @@ class SegmenterSettings(BaseSettings):
     )
     precision: SamPrecision = Field(
         "auto",
-        description="the image encoder's: bf16 (about 2x fp32); int8: int8 linear layers on "
-        "bf16 (5-10 % faster, 10 s more compilation; needs VNNI); auto: bf16 where the CPU "
-        "has bf16 units, else fp32. bench/suite.py measures mask IoU against fp32",
+        description="the image encoder's: bf16 (3.2x the package's fp32 when compiled); int8: "
+        "int8 linear layers on bf16 (12 % faster, 8 s more compilation; needs VNNI); auto: "
+        "bf16 where the CPU has bf16 units, else fp32. bench/suite.py measures mask IoU "
+        "against fp32",
     )
     compile: bool = Field(
-        True, description="compile the image encoder at start (about 30 s; 1.25x faster)"
+        True, description="compile the image encoder at start (about 30 s; 1.3x faster)"
     )
     embedding_cache_entries: int = Field(8, ge=0, le=256, description="4 MiB each for ViT")
     auto_points_per_side: int = Field(16, ge=4, le=64, description="automatic mode's point grid")
