@@ -36,25 +36,46 @@ from branet_shared.compilation import compile_frozen
 from branet_shared.hardware import resolve_precision
 
 
+def split_heads(attention: Attention, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """q, k and v of a B×H×W×C input, each (B·heads)×(H·W)×head_dim, as the package splits them."""
+    batch, height, width, _ = x.shape
+    qkv = attention.qkv(x).reshape(batch, height * width, 3, attention.num_heads, -1)
+    qkv = qkv.permute(2, 0, 3, 1, 4)
+    return tuple(qkv.reshape(3, batch * attention.num_heads, height * width, -1).unbind(0))
+
+
+def merge_heads(attention: Attention, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The heads' outputs back to the input's B×H×W layout, through the output projection."""
+    batch, height, width, _ = x.shape
+    out = out.view(batch, attention.num_heads, height, width, -1).permute(0, 2, 3, 1, 4)
+    projected: torch.Tensor = attention.proj(out.reshape(batch, height, width, -1))
+    return projected
+
+
+def relative_position_terms(
+    q_grid: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The package's decomposed relative-position terms for queries laid out as a grid
+    (N×rows×W×C), against every key row and column: N×rows×W×H and N×rows×W×W."""
+    bias_h = torch.einsum("bhwc,hkc->bhwk", q_grid, rel_h)
+    bias_w = torch.einsum("bhwc,wkc->bhwk", q_grid, rel_w)
+    return bias_h, bias_w
+
+
 def fused_attention_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
     """segment-anything 1.0's `Attention.forward`, computed by scaled_dot_product_attention."""
-    batch, height, width, _ = x.shape
-    qkv = self.qkv(x).reshape(batch, height * width, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.reshape(3, batch * self.num_heads, height * width, -1).unbind(0)
+    _, height, width, _ = x.shape
+    q, k, v = split_heads(self, x)
     bias = None
     if self.use_rel_pos:
         rel_h = get_rel_pos(height, height, self.rel_pos_h)
         rel_w = get_rel_pos(width, width, self.rel_pos_w)
-        r_q = q.reshape(batch * self.num_heads, height, width, -1)
-        bias_h = torch.einsum("bhwc,hkc->bhwk", r_q, rel_h)
-        bias_w = torch.einsum("bhwc,wkc->bhwk", r_q, rel_w)
+        q_grid = q.reshape(-1, height, width, q.shape[-1])
+        bias_h, bias_w = relative_position_terms(q_grid, rel_h, rel_w)
         bias = (bias_h[:, :, :, :, None] + bias_w[:, :, :, None, :]).reshape(
-            batch * self.num_heads, height * width, height * width
+            -1, height * width, height * width
         )
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-    out = out.view(batch, self.num_heads, height, width, -1).permute(0, 2, 3, 1, 4)
-    projected: torch.Tensor = self.proj(out.reshape(batch, height, width, -1))
-    return projected
+    return merge_heads(self, F.scaled_dot_product_attention(q, k, v, attn_mask=bias), x)
 
 
 # Queries per step of `matmul_attention_forward`: a step's scores, 12 heads × 1024 × 4096 in
@@ -71,9 +92,11 @@ def matmul_attention_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
     against 0.38 s for the bias plus the CPU flash-attention kernel, and is closer to fp32
     (max error 0.010 against 0.015); eager, it would be slower than `fused_attention_forward`.
     """
-    batch, height, width, _ = x.shape
-    qkv = self.qkv(x).reshape(batch, height * width, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.reshape(3, batch * self.num_heads, height * width, -1).unbind(0)
+    _, height, width, _ = x.shape
+    q, k, v = split_heads(self, x)
+    if self.use_rel_pos:
+        rel_h = get_rel_pos(height, height, self.rel_pos_h)
+        rel_w = get_rel_pos(width, width, self.rel_pos_w)
     rows = max(1, QUERY_CHUNK // width)
     chunks = []
     for top in range(0, height, rows):
@@ -81,18 +104,12 @@ def matmul_attention_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
         count = q_rows.shape[1] // width
         scores = (q_rows @ k.transpose(1, 2)).view(-1, count, width, height, width) * self.scale
         if self.use_rel_pos:
-            r_q = q_rows.reshape(-1, count, width, q.shape[-1])
-            rel_h = get_rel_pos(height, height, self.rel_pos_h)[top : top + count]
-            rel_w = get_rel_pos(width, width, self.rel_pos_w)
-            bias_h = torch.einsum("bhwc,hkc->bhwk", r_q, rel_h)
-            bias_w = torch.einsum("bhwc,wkc->bhwk", r_q, rel_w)
+            q_grid = q_rows.reshape(-1, count, width, q.shape[-1])
+            bias_h, bias_w = relative_position_terms(q_grid, rel_h[top : top + count], rel_w)
             scores = scores + bias_h[:, :, :, :, None] + bias_w[:, :, :, None, :]
         probs = scores.view(-1, count * width, height * width).softmax(dim=-1)
         chunks.append(probs @ v)
-    out = torch.cat(chunks, dim=1)
-    out = out.view(batch, self.num_heads, height, width, -1).permute(0, 2, 3, 1, 4)
-    projected: torch.Tensor = self.proj(out.reshape(batch, height, width, -1))
-    return projected
+    return merge_heads(self, torch.cat(chunks, dim=1), x)
 
 
 class Int8DynamicLinear(torch.nn.Module):
