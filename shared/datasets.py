@@ -40,3 +40,12 @@ def list_class_folders(root: Path) -> list[LabelledImage]:
             mask = path.with_name(f"{path.stem}_mask{path.suffix}")
             items.append(LabelledImage(path, label, mask if mask.exists() else None, root.name))
     return items
+
+
+def list_images(root: Path) -> list[Path]:
+    """Every image under `root`, at any depth, labelled or not, without masks; sorted."""
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not _is_annotation(path)
+    )

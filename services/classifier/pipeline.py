@@ -14,7 +14,9 @@
    already there (or `--force`).
 
 Every fold's result is saved under `--work-dir`, and every epoch's checkpoint: an interrupted
-run started again with the same arguments picks up where it stopped.
+run started again with the same arguments picks up where it stopped. With `--jobs N`, N folds
+(and the final model) train at once in worker processes: on a GPU the folds are too small to
+fill it, and the CPU-side augmentation of one process cannot keep it busy.
 """
 
 import argparse
@@ -22,11 +24,14 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
 import platform
 import subprocess
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, replace
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +44,14 @@ from branet_classifier.classify import ClassifierCard
 from branet_classifier.data import Sample, load_samples
 from branet_classifier.evaluation import FoldResult, write_report
 from branet_classifier.int8 import Int8Card
-from branet_classifier.training import ImageCache, TrainConfig, logits_of, pick_device, train
+from branet_classifier.training import (
+    ImageCache,
+    TrainConfig,
+    TrainedModel,
+    logits_of,
+    pick_device,
+    train,
+)
 from branet_shared.checksums import sha256_of_file
 from branet_shared.schemas import Label, Modality
 
@@ -70,14 +82,17 @@ def split_calibration(samples: Sequence[Sample], seed: int) -> tuple[list[Sample
     return [samples[i] for i in train_index], [samples[i] for i in calibration_index]
 
 
-def run_fold(
-    name: str,
-    train_samples: Sequence[Sample],
-    test_samples: Sequence[Sample],
-    config: TrainConfig,
-    images: ImageCache,
-    work_dir: Path,
-) -> FoldResult:
+@dataclass(frozen=True)
+class FoldPlan:
+    """One held-out evaluation: train on `train`, predict `test`."""
+
+    name: str
+    train: list[Sample]
+    test: list[Sample]
+
+
+def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: Path) -> FoldResult:
+    name, train_samples, test_samples = plan.name, plan.train, plan.test
     folder = work_dir / name
     saved = folder / "result.json"
     if saved.exists():
@@ -124,54 +139,98 @@ def run_fold(
 
 
 def cross_validate(
-    samples: Sequence[Sample],
-    k: int,
-    config: TrainConfig,
-    images: ImageCache,
-    work_dir: Path,
-    site: str,
-) -> tuple[list[FoldResult], dict[str, Any]]:
-    folds = []
+    samples: Sequence[Sample], k: int, seed: int, site: str
+) -> tuple[list[FoldPlan], dict[str, Any]]:
+    plans = []
     assignment: dict[str, int] = {}
-    for index, (train_index, test_index) in enumerate(group_folds(samples, k, config.seed)):
+    for index, (train_index, test_index) in enumerate(group_folds(samples, k, seed)):
         test = [samples[i] for i in test_index]
         assignment.update({f"{s.site}/{s.item.name}": index for s in test})
-        folds.append(
-            run_fold(
-                f"cv-{site}-fold{index + 1}",
-                [samples[i] for i in train_index],
-                test,
-                config,
-                images,
-                work_dir,
-            )
+        plans.append(
+            FoldPlan(f"cv-{site}-fold{index + 1}", [samples[i] for i in train_index], test)
         )
     notes = {
-        "protocol": f"stratified {k}-fold over duplicate/patient groups, seed {config.seed}",
+        "protocol": f"stratified {k}-fold over duplicate/patient groups, seed {seed}",
         "images": len(samples),
         "benign": int((_truth(samples) == 0).sum()),
         "malignant": int((_truth(samples) == 1).sum()),
         "fold_of_image": assignment,
     }
-    return folds, notes
+    return plans, notes
 
 
-def leave_one_site_out(
-    samples: Sequence[Sample], config: TrainConfig, images: ImageCache, work_dir: Path
-) -> tuple[list[FoldResult], dict[str, Any]]:
+def leave_one_site_out(samples: Sequence[Sample]) -> tuple[list[FoldPlan], dict[str, Any]]:
     sites = sorted({s.site for s in samples})
-    folds = [
-        run_fold(
+    plans = [
+        FoldPlan(
             f"loso-test-{site}",
             [s for s in samples if s.site != site],
             [s for s in samples if s.site == site],
-            config,
-            images,
-            work_dir,
         )
         for site in sites
     ]
-    return folds, {"protocol": "train on all sites but one, test on that one", "sites": sites}
+    return plans, {"protocol": "train on all sites but one, test on that one", "sites": sites}
+
+
+def train_final(samples: Sequence[Sample], config: TrainConfig, images: ImageCache) -> TrainedModel:
+    """The model to ship: trained on every sample, its temperature on a held-back part."""
+    fit, calibration = split_calibration(samples, config.seed)
+    model = train(fit, calibration, config, images, None, describe="final")
+    model.network.cpu()  # it may cross a process boundary
+    return model
+
+
+class FoldRunner:
+    """Runs folds (and the final training) here, one at a time, or in `jobs` worker processes.
+
+    Workers are spawned (CUDA cannot be forked) and each decodes the images it needs itself.
+    """
+
+    def __init__(self, config: TrainConfig, work_dir: Path, jobs: int) -> None:
+        self.config, self.work_dir, self.jobs = config, work_dir, jobs
+        self.images = ImageCache()
+        self.pool: ProcessPoolExecutor | None = None
+        if jobs > 1:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            self.pool = ProcessPoolExecutor(
+                jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=torch.set_num_threads,
+                initargs=(threads,),
+            )
+
+    def __enter__(self) -> "FoldRunner":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def folds(self, plans: Sequence[FoldPlan]) -> Callable[[], list[FoldResult]]:
+        """Start `plans`; the returned call waits for their results, in order."""
+        if self.pool is None:
+            return lambda: [run_fold(p, self.config, self.images, self.work_dir) for p in plans]
+        futures = [
+            self.pool.submit(_run_fold_in_worker, p, self.config, self.work_dir) for p in plans
+        ]
+        return lambda: [f.result() for f in futures]
+
+    def final(self, samples: Sequence[Sample]) -> Callable[[], TrainedModel]:
+        """Start the final training (in a worker it runs alongside the folds)."""
+        if self.pool is None:
+            return lambda: train_final(samples, self.config, self.images)
+        future: Future[TrainedModel] = self.pool.submit(
+            _train_final_in_worker, list(samples), self.config
+        )
+        return future.result
+
+
+def _run_fold_in_worker(plan: FoldPlan, config: TrainConfig, work_dir: Path) -> FoldResult:
+    return run_fold(plan, config, ImageCache(), work_dir)
+
+
+def _train_final_in_worker(samples: list[Sample], config: TrainConfig) -> TrainedModel:
+    return train_final(samples, config, ImageCache())
 
 
 def git_commit() -> str:
@@ -187,7 +246,7 @@ def ship(
     modality: Modality,
     samples: Sequence[Sample],
     config: TrainConfig,
-    images: ImageCache,
+    trained: Callable[[], TrainedModel],
     dest: Path,
     metrics: dict[str, float],
     context: dict[str, Any],
@@ -207,8 +266,7 @@ def ship(
                 old.metrics[key],
             )
             return None
-    fit, calibration = split_calibration(samples, config.seed)
-    model = train(fit, calibration, config, images, None, describe="final")
+    model = trained()
     dest.mkdir(parents=True, exist_ok=True)
     weights = dest / f"{modality.value}.safetensors"
     state = {
@@ -346,7 +404,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
     parser.add_argument("--no-bf16", action="store_true")
-    parser.add_argument("--pretrained", default=None, help="ImageNet ResNet18 state dict")
+    parser.add_argument(
+        "--pretrained", default=None, help="ResNet18 state dict: ImageNet, or branet-pretrain's"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="folds trained at once, in worker processes"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -367,7 +430,6 @@ def main(argv: list[str] | None = None) -> None:
     ).hexdigest()[:10]
     work_dir = args.work_dir / f"{modality.value}-{fingerprint}"
     samples, dedup = load_samples(args.data)
-    images = ImageCache()
     context = {
         "modality": modality.value,
         "seed": config.seed,
@@ -379,37 +441,45 @@ def main(argv: list[str] | None = None) -> None:
         "config": asdict(config),
         "deduplication": asdict(dedup),
     }
-    sections: dict[str, tuple[list[FoldResult], dict[str, Any]]] = {}
-    if args.cv:
-        for site in dict.fromkeys(s.site for s in samples):
-            if args.cv_sites is not None and site not in args.cv_sites:
-                continue
-            site_samples = [s for s in samples if s.site == site]
-            sections[f"cv-{site}"] = cross_validate(
-                site_samples, args.cv, config, images, work_dir, site
-            )
-    if args.loso and len({s.site for s in samples}) > 1:
-        sections["leave-one-site-out"] = leave_one_site_out(samples, config, images, work_dir)
-    report = write_report(
-        args.out, f"BraNet ResNet18, {modality.value}", sections, context, config.seed
-    )
-
-    metrics = headline_metrics(report)
-    print(json.dumps(metrics, indent=2))
-    if args.ship is not None:
-        shipped = ship(
-            modality,
-            samples,
-            replace(config),
-            images,
-            args.ship,
-            metrics,
-            {k: context[k] for k in ("data", "code_commit", "torch", "device", "seed")},
-            args.version,
-            args.force,
+    plans = plan_sections(samples, args.cv, args.cv_sites, args.loso, config.seed)
+    with FoldRunner(config, work_dir, args.jobs) as runner:
+        pending = {name: (runner.folds(folds), notes) for name, (folds, notes) in plans.items()}
+        final = runner.final(samples) if args.ship is not None else None
+        sections = {name: (results(), notes) for name, (results, notes) in pending.items()}
+        report = write_report(
+            args.out, f"BraNet ResNet18, {modality.value}", sections, context, config.seed
         )
-        if shipped is not None:
-            print(f"shipped {shipped}")
+        metrics = headline_metrics(report)
+        print(json.dumps(metrics, indent=2))
+        if args.ship is not None and final is not None:
+            shipped = ship(
+                modality,
+                samples,
+                replace(config),
+                final,
+                args.ship,
+                metrics,
+                {k: context[k] for k in ("data", "code_commit", "torch", "device", "seed")},
+                args.version,
+                args.force,
+            )
+            if shipped is not None:
+                print(f"shipped {shipped}")
+
+
+def plan_sections(
+    samples: Sequence[Sample], k: int, cv_sites: list[str] | None, loso: bool, seed: int
+) -> dict[str, tuple[list[FoldPlan], dict[str, Any]]]:
+    """The report's sections: k-fold CV per site (or the named sites), then leave-one-site-out."""
+    sections: dict[str, tuple[list[FoldPlan], dict[str, Any]]] = {}
+    if k:
+        for site in dict.fromkeys(s.site for s in samples):
+            if cv_sites is None or site in cv_sites:
+                site_samples = [s for s in samples if s.site == site]
+                sections[f"cv-{site}"] = cross_validate(site_samples, k, seed, site)
+    if loso and len({s.site for s in samples}) > 1:
+        sections["leave-one-site-out"] = leave_one_site_out(samples)
+    return sections
 
 
 def headline_metrics(report: dict[str, Any]) -> dict[str, float]:

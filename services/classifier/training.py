@@ -220,7 +220,7 @@ def train(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     steps = config.epochs * len(loader)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps, len(loader)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, len(loader)))
     history: list[dict[str, float]] = []
     start = 0
     if checkpoint is not None and checkpoint.exists():
@@ -265,7 +265,7 @@ def train(
     return TrainedModel(network.eval(), temperature, history)
 
 
-def _warmup_cosine(steps: int, warmup: int) -> Callable[[int], float]:
+def warmup_cosine(steps: int, warmup: int) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from branet_classifier.classify import ResNet18Classifier
 from branet_classifier.data import load_samples
@@ -24,13 +25,16 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_class_folders(tmp_path_factory.mktemp("data") / "site_a")
 
 
-def train_one_epoch(dataset: Path, report: Path, run: Path, version: str) -> None:
+def train_one_epoch(
+    dataset: Path, report: Path, run: Path, version: str, jobs: int = 1, force: bool = False
+) -> None:
     """`branet-train` at toy scale: two folds, one epoch, 32 px, shipped into run/models."""
     train_main(
         [
             "--modality", "ultrasound", "--data", str(dataset), "--out", str(report),
             "--work-dir", str(run / "work"), "--cv", "2", "--epochs", "1", "--size", "32",
             "--batch-size", "4", "--ship", str(run / "models"), "--version", version,
+            "--jobs", str(jobs), *(["--force"] if force else []),
         ]
     )  # fmt: skip
 
@@ -103,6 +107,25 @@ def test_shipping_again_without_improvement_keeps_the_old_model(
     train_one_epoch(dataset, trained / "r2", trained, "0.0.2-test")
 
     assert card.read_text() == before
+
+
+def test_parallel_folds_give_the_same_report_and_model(
+    trained: Path, dataset: Path, tmp_path: Path
+) -> None:
+    train_one_epoch(dataset, tmp_path / "report", tmp_path, "0.0.1-test", jobs=3, force=True)
+
+    def predictions(report: Path) -> list[tuple[str, str, float]]:
+        sections = json.loads((report / "report.json").read_text())["sections"]
+        rows = sections["cv-site_a"]["predictions"]
+        return [(row["fold"], row["id"], row["p_malignant"]) for row in rows]
+
+    parallel, serial = predictions(tmp_path / "report"), predictions(trained / "report")
+    # Workers use fewer threads each, so sums may differ in the last bits, no more.
+    assert [row[:2] for row in parallel] == [row[:2] for row in serial]
+    np.testing.assert_allclose([r[2] for r in parallel], [r[2] for r in serial], atol=1e-5)
+    for name, weights in load_file(tmp_path / "models" / "ultrasound.safetensors").items():
+        serial_weights = load_file(trained / "models" / "ultrasound.safetensors")[name]
+        torch.testing.assert_close(weights, serial_weights, atol=2e-3, rtol=2e-3)
 
 
 def test_training_and_serving_preprocess_identically(trained: Path, dataset: Path) -> None:
