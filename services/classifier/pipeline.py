@@ -187,7 +187,7 @@ class FoldRunner:
     """
 
     def __init__(self, config: TrainConfig, work_dir: Path, jobs: int) -> None:
-        self.config, self.work_dir, self.jobs = config, work_dir, jobs
+        self.config, self.work_dir = config, work_dir
         self.images = ImageCache()
         self.pool: ProcessPoolExecutor | None = None
         if jobs > 1:
@@ -216,7 +216,8 @@ class FoldRunner:
         return lambda: [f.result() for f in futures]
 
     def final(self, samples: Sequence[Sample]) -> Callable[[], TrainedModel]:
-        """Start the final training (in a worker it runs alongside the folds)."""
+        """Start the final training. In a worker it runs alongside the folds, before the CV
+        says whether it will be shipped: spent time if not, but no wait after the folds."""
         if self.pool is None:
             return lambda: train_final(samples, self.config, self.images)
         future: Future[TrainedModel] = self.pool.submit(
