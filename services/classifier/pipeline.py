@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         metrics = headline_metrics(report)
         print(json.dumps(metrics, indent=2))
-        if args.ship is not None and final is not None:
+        if final is not None:
             shipped = ship(
                 modality,
                 samples,

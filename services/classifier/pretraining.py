@@ -40,6 +40,7 @@ from branet_classifier.training import (
     ImageCache,
     augment,
     pick_device,
+    save_atomically,
     seed_everything,
     warmup_cosine,
 )
@@ -156,15 +157,13 @@ def pretrain(
         history.append({"epoch": epoch + 1, "loss": _epoch(model, dataset, optimizer, scheduler)})
         tqdm.write(f"pretrain epoch {epoch + 1}/{config.epochs}: loss {history[-1]['loss']:.4f}")
         if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
             state = {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "history": history,
             }
-            torch.save(state, checkpoint.with_suffix(".tmp"))
-            checkpoint.with_suffix(".tmp").replace(checkpoint)
+            save_atomically(state, checkpoint)
     backbone = {k: v.detach().cpu() for k, v in model.backbone.state_dict().items()}
     return backbone, history
 

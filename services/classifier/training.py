@@ -284,9 +284,7 @@ def _save_checkpoint(
     history: list[dict[str, float]],
     epoch: int,
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    torch.save(
+    save_atomically(
         {
             "network": network.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -296,8 +294,15 @@ def _save_checkpoint(
             "history": history,
             "epoch": epoch,
         },
-        partial,
+        path,
     )
+
+
+def save_atomically(state: dict[str, Any], path: Path) -> None:
+    """`torch.save` through a temporary file: an interrupted save leaves the old checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    torch.save(state, partial)
     partial.replace(path)
 
 
