@@ -152,7 +152,8 @@ def load_samples(roots: list[Path]) -> tuple[list[Sample], DatasetSummary]:
             lesion = mask_box(item.mask) if item.mask else mias[item.site].get(item.name)
             if lesion is None:
                 summary.without_lesion_box.append(f"{item.site}/{item.name}")
-            samples.append(Sample(item, f"{item.site}:{root_index}", lesion))
+            # Named after the group's root image: twins at two sites share the name.
+            samples.append(Sample(item, f"{items[root_index].site}:{root_index}", lesion))
     summary.groups = len({s.group for s in samples})
     samples.sort(key=lambda s: (s.site, s.label.value, s.item.name))
     log.info(

@@ -134,23 +134,31 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
             }
         )
     )
-    (folder / "checkpoint.pt").unlink(missing_ok=True)  # the result is what is kept
+    # The result and the weights are kept (for later looks at a fold), not the optimiser state.
+    save_file(half_state(model.network), folder / "weights.safetensors")
+    (folder / "checkpoint.pt").unlink(missing_ok=True)
     return result
 
 
 def cross_validate(
-    samples: Sequence[Sample], k: int, seed: int, site: str
+    samples: Sequence[Sample], k: int, seed: int, site: str, others: Sequence[Sample] = ()
 ) -> tuple[list[FoldPlan], dict[str, Any]]:
+    """k folds of one site's `samples`; `others` (other sites' images) join every training
+    split, as they join the shipped model's training, less any twin of a test image."""
     plans = []
     assignment: dict[str, int] = {}
     for index, (train_index, test_index) in enumerate(group_folds(samples, k, seed)):
         test = [samples[i] for i in test_index]
+        test_groups = {s.group for s in test}
+        train = [samples[i] for i in train_index]
+        train += [s for s in others if s.group not in test_groups]
         assignment.update({f"{s.site}/{s.item.name}": index for s in test})
-        plans.append(
-            FoldPlan(f"cv-{site}-fold{index + 1}", [samples[i] for i in train_index], test)
-        )
+        plans.append(FoldPlan(f"cv-{site}-fold{index + 1}", train, test))
+    protocol = f"stratified {k}-fold over duplicate/patient groups, seed {seed}"
+    if others:
+        protocol += f"; the other sites' {len(others)} images join every training split"
     notes = {
-        "protocol": f"stratified {k}-fold over duplicate/patient groups, seed {seed}",
+        "protocol": protocol,
         "images": len(samples),
         "benign": int((_truth(samples) == 0).sum()),
         "malignant": int((_truth(samples) == 1).sum()),
@@ -234,6 +242,15 @@ def _train_final_in_worker(samples: list[Sample], config: TrainConfig) -> Traine
     return train_final(samples, config, ImageCache())
 
 
+def half_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The network's float tensors in fp16, as shipped (batch norm's counter is dropped)."""
+    return {
+        k: v.detach().cpu().half().contiguous()
+        for k, v in network.state_dict().items()
+        if v.is_floating_point()
+    }
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(
@@ -270,12 +287,7 @@ def ship(
     model = trained()
     dest.mkdir(parents=True, exist_ok=True)
     weights = dest / f"{modality.value}.safetensors"
-    state = {
-        k: v.detach().half().contiguous()
-        for k, v in model.network.state_dict().items()
-        if v.is_floating_point()
-    }
-    save_file(state, weights)
+    save_file(half_state(model.network), weights)
     card = ClassifierCard(
         name=f"branet-resnet18-{modality.value}",
         version=version,
@@ -392,6 +404,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--cv-sites", nargs="*", default=None, help="cross-validate only these sites (folder names)"
     )
+    parser.add_argument(
+        "--cv-with-other-sites",
+        action="store_true",
+        help="add the other sites' images to every CV training split (the shipped model has them)",
+    )
     parser.add_argument("--loso", action="store_true", help="also leave one site out")
     parser.add_argument("--ship", type=Path, default=None, help="write the final model here")
     parser.add_argument("--force", action="store_true", help="ship even without improvement")
@@ -427,7 +444,9 @@ def main(argv: list[str] | None = None) -> None:
         pretrained=args.pretrained,
     )
     fingerprint = hashlib.sha256(
-        json.dumps([asdict(config), sorted(str(d) for d in args.data)]).encode()
+        json.dumps(
+            [asdict(config), sorted(str(d) for d in args.data), args.cv_with_other_sites]
+        ).encode()
     ).hexdigest()[:10]
     work_dir = args.work_dir / f"{modality.value}-{fingerprint}"
     samples, dedup = load_samples(args.data)
@@ -442,7 +461,9 @@ def main(argv: list[str] | None = None) -> None:
         "config": asdict(config),
         "deduplication": asdict(dedup),
     }
-    plans = plan_sections(samples, args.cv, args.cv_sites, args.loso, config.seed)
+    plans = plan_sections(
+        samples, args.cv, args.cv_sites, args.loso, config.seed, args.cv_with_other_sites
+    )
     with FoldRunner(config, work_dir, args.jobs) as runner:
         pending = {name: (runner.folds(folds), notes) for name, (folds, notes) in plans.items()}
         final = runner.final(samples) if args.ship is not None else None
@@ -469,7 +490,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def plan_sections(
-    samples: Sequence[Sample], k: int, cv_sites: list[str] | None, loso: bool, seed: int
+    samples: Sequence[Sample],
+    k: int,
+    cv_sites: list[str] | None,
+    loso: bool,
+    seed: int,
+    cv_with_other_sites: bool = False,
 ) -> dict[str, tuple[list[FoldPlan], dict[str, Any]]]:
     """The report's sections: k-fold CV per site (or the named sites), then leave-one-site-out."""
     sections: dict[str, tuple[list[FoldPlan], dict[str, Any]]] = {}
@@ -477,7 +503,8 @@ def plan_sections(
         for site in dict.fromkeys(s.site for s in samples):
             if cv_sites is None or site in cv_sites:
                 site_samples = [s for s in samples if s.site == site]
-                sections[f"cv-{site}"] = cross_validate(site_samples, k, seed, site)
+                others = [s for s in samples if s.site != site] if cv_with_other_sites else []
+                sections[f"cv-{site}"] = cross_validate(site_samples, k, seed, site, others)
     if loso and len({s.site for s in samples}) > 1:
         sections["leave-one-site-out"] = leave_one_site_out(samples)
     return sections

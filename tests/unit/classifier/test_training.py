@@ -13,9 +13,15 @@ from safetensors.torch import load_file
 
 from branet_classifier.classify import ResNet18Classifier
 from branet_classifier.data import load_samples
-from branet_classifier.evaluation import binary_metrics, expected_calibration_error
+from branet_classifier.evaluation import (
+    FoldResult,
+    binary_metrics,
+    expected_calibration_error,
+    summarise,
+)
 from branet_classifier.evaluation import main as evaluate_main
 from branet_classifier.pipeline import main as train_main
+from branet_classifier.pipeline import plan_sections
 from branet_classifier.training import ImageCache, LesionDataset, TrainConfig, model_input
 from tests.images import write_class_folders
 
@@ -171,6 +177,35 @@ def test_patients_are_one_group(tmp_path: Path) -> None:
     assert len({s.group for s in samples if s.label.value == "benign"}) == 1
 
 
+def test_cross_validation_can_train_on_the_other_sites_too(dataset: Path, tmp_path: Path) -> None:
+    other = write_class_folders(tmp_path / "site_b")
+    for path in other.glob("*/case???.png"):  # distinct images, not copies of site_a's
+        Image.open(path).transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(path)
+    # A near-duplicate of a site_a image (a 4-pixel shift: pHash 4 bits away, not a copy).
+    twin = np.roll(np.asarray(Image.open(dataset / "benign" / "case000.png")), 4, axis=1)
+    Image.fromarray(twin).save(other / "benign" / "twin.png")
+    shutil.copy(dataset / "benign" / "case000_mask.png", other / "benign" / "twin_mask.png")
+    samples, _ = load_samples([dataset, other])
+    site_b = [s for s in samples if s.site == "site_b"]
+    groups = {(s.site, s.label.value, s.item.name): s.group for s in samples}
+    assert groups["site_b", "benign", "twin"] == groups["site_a", "benign", "case000"]
+
+    plans, notes = plan_sections(samples, 2, ["site_a"], False, 0, cv_with_other_sites=True)[
+        "cv-site_a"
+    ]
+
+    assert "other sites" in notes["protocol"]
+    for plan in plans:
+        assert {s.site for s in plan.test} == {"site_a"}
+        test_groups = {s.group for s in plan.test}
+        expected = {s.item.name for s in site_b if s.group not in test_groups}
+        assert {s.item.name for s in plan.train if s.site == "site_b"} == expected
+    twin_fold = next(
+        p for p in plans if "case000" in {s.item.name for s in p.test if s.label.value == "benign"}
+    )
+    assert "twin" not in {s.item.name for s in twin_fold.train}
+
+
 def test_metrics_of_a_known_confusion() -> None:
     truth = np.array([0, 0, 0, 0, 1, 1])
     probability = np.array([0.1, 0.2, 0.6, 0.3, 0.9, 0.4])
@@ -188,3 +223,21 @@ def test_calibration_error_is_zero_when_confidence_matches_accuracy() -> None:
     truth = np.array([1] * 8 + [0] * 2)
     assert expected_calibration_error(truth, np.full(10, 0.8)) == pytest.approx(0.0)
     assert expected_calibration_error(truth, np.full(10, 0.99)) == pytest.approx(0.19)
+
+
+def test_every_pooled_interval_contains_its_estimate() -> None:
+    # Well calibrated and confident, as after temperature scaling: the case where a percentile
+    # interval of the calibration error would lie wholly above the error itself.
+    rng = np.random.default_rng(2)
+    probability = rng.beta(0.3, 0.3, 600)
+    truth = (rng.uniform(0, 1, 600) < probability).astype(int)
+    folds = [
+        FoldResult(f"fold{i}", truth[part], probability[part], probability[part], 1.0, [])
+        for i, part in enumerate(np.array_split(np.arange(600), 3))
+    ]
+
+    summary = summarise(folds, seed=0)
+
+    assert "roc_auc" in summary["pooled_ci95"]
+    for metric, (low, high) in summary["pooled_ci95"].items():
+        assert low <= summary["pooled"][metric] <= high, metric
