@@ -13,10 +13,10 @@
    safetensors) and model card to DIR — only when the cross-validated ROC AUC beats the card
    already there (or `--force`).
 
-Every fold's result is saved under `--work-dir`, and every epoch's checkpoint: an interrupted
-run started again with the same arguments picks up where it stopped. With `--jobs N`, N folds
-(and the final model) train at once in worker processes: on a GPU the folds are too small to
-fill it, and the CPU-side augmentation of one process cannot keep it busy.
+Every fold's result and weights are saved under `--work-dir`, and every epoch's checkpoint: an
+interrupted run started again with the same arguments picks up where it stopped. With
+`--jobs N`, N folds (and the final model) train at once in worker processes: on a GPU the folds
+are too small to fill it, and the CPU-side augmentation of one process cannot keep it busy.
 """
 
 import argparse
