@@ -119,6 +119,8 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
         [f"{s.site}/{s.item.name}" for s in test_samples],
     )
     folder.mkdir(parents=True, exist_ok=True)
+    # Weights (for later looks at a fold) before the result, whose presence marks the fold done.
+    save_file(half_state(model.network), folder / "weights.safetensors")
     saved.write_text(
         json.dumps(
             {
@@ -134,9 +136,7 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
             }
         )
     )
-    # The result and the weights are kept (for later looks at a fold), not the optimiser state.
-    save_file(half_state(model.network), folder / "weights.safetensors")
-    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    (folder / "checkpoint.pt").unlink(missing_ok=True)  # the optimiser state is not kept
     return result
 
 

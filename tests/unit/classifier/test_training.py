@@ -71,6 +71,7 @@ def test_training_writes_the_report_and_a_loadable_model(trained: Path) -> None:
     assert len(section["folds"]) == 2
     assert report["seed"] == 0
     assert set(section["fold_of_image"].values()) == {0, 1}
+    assert len(list((trained / "work").rglob("cv-site_a-fold*/weights.safetensors"))) == 2
     for figure in ("confusion_matrix.png", "roc.png"):
         assert Image.open(trained / "report" / "cv-site_a" / figure).size[0] > 100
     assert "mean ± sd" in (trained / "report" / "report.md").read_text()
@@ -198,8 +199,8 @@ def test_cross_validation_can_train_on_the_other_sites_too(dataset: Path, tmp_pa
     for plan in plans:
         assert {s.site for s in plan.test} == {"site_a"}
         test_groups = {s.group for s in plan.test}
-        expected = {s.item.name for s in site_b if s.group not in test_groups}
-        assert {s.item.name for s in plan.train if s.site == "site_b"} == expected
+        expected = {(s.label, s.item.name) for s in site_b if s.group not in test_groups}
+        assert {(s.label, s.item.name) for s in plan.train if s.site == "site_b"} == expected
     twin_fold = next(
         p for p in plans if "case000" in {s.item.name for s in p.test if s.label.value == "benign"}
     )
