@@ -130,9 +130,11 @@ def heatmap_overlay(image: Image.Image, cam: torch.Tensor) -> Image.Image:
     return Image.composite(red, gray.convert("RGB"), alpha)
 
 
-def build_resnet18() -> torch.nn.Module:
+def build_resnet18() -> torchvision.models.ResNet:
     """torchvision's ResNet18 with a two-class head (benign, malignant)."""
-    network: torch.nn.Module = torchvision.models.resnet18(weights=None, num_classes=len(CLASSES))
+    network: torchvision.models.ResNet = torchvision.models.resnet18(
+        weights=None, num_classes=len(CLASSES)
+    )
     return network
 
 
