@@ -225,19 +225,17 @@ def check_prompt_fits(prompt: Prompt, image: Image.Image) -> None:
         raise InvalidParameter(f"a point lies outside the {image.width}×{image.height} image")
 
 
-def roi_box(image: Image.Image, box: BoundingBox, margin: float) -> tuple[int, int, int, int]:
-    """The box widened by `margin` of its size on each side, clipped to the image, as
-    (left, top, right, bottom)."""
-    dx, dy = round((box.x1 - box.x0) * margin), round((box.y1 - box.y0) * margin)
-    return (
-        max(0, box.x0 - dx),
-        max(0, box.y0 - dy),
-        min(image.width, box.x1 + dx),
-        min(image.height, box.y1 + dy),
-    )
-
-
 def roi_crop(image: Image.Image, box: BoundingBox, margin: float) -> Image.Image:
-    """`roi_box`'s crop. The segmenter crops this way for the classifier, and training crops
-    the same way."""
-    return image.crop(roi_box(image, box, margin))
+    """The box widened by `margin` of its size on each side, clipped to the image.
+
+    The segmenter crops this way for the classifier, and training crops the same way.
+    """
+    dx, dy = round((box.x1 - box.x0) * margin), round((box.y1 - box.y0) * margin)
+    return image.crop(
+        (
+            max(0, box.x0 - dx),
+            max(0, box.y0 - dy),
+            min(image.width, box.x1 + dx),
+            min(image.height, box.y1 + dy),
+        )
+    )

@@ -130,11 +130,9 @@ def heatmap_overlay(image: Image.Image, cam: torch.Tensor) -> Image.Image:
     return Image.composite(red, gray.convert("RGB"), alpha)
 
 
-def build_resnet18() -> torchvision.models.ResNet:
+def build_resnet18() -> torch.nn.Module:
     """torchvision's ResNet18 with a two-class head (benign, malignant)."""
-    network: torchvision.models.ResNet = torchvision.models.resnet18(
-        weights=None, num_classes=len(CLASSES)
-    )
+    network: torch.nn.Module = torchvision.models.resnet18(weights=None, num_classes=len(CLASSES))
     return network
 
 

@@ -426,12 +426,6 @@ def main(argv: list[str] | None = None) -> None:
         "--pretrained", default=None, help="ResNet18 state dict: ImageNet, or branet-pretrain's"
     )
     parser.add_argument(
-        "--mask-weight",
-        type=float,
-        default=defaults.mask_weight,
-        help="also learn the lesion outlines (mask files), with this weight on that loss",
-    )
-    parser.add_argument(
         "--jobs", type=int, default=1, help="folds trained at once, in worker processes"
     )
     args = parser.parse_args(argv)
@@ -448,7 +442,6 @@ def main(argv: list[str] | None = None) -> None:
         device=args.device,
         bf16=not args.no_bf16,
         pretrained=args.pretrained,
-        mask_weight=args.mask_weight,
     )
     fingerprint = hashlib.sha256(
         json.dumps(

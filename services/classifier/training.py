@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision.models import ResNet
 from torchvision.transforms.v2 import functional as tvf
 from tqdm import tqdm
 
@@ -30,8 +29,7 @@ from branet_classifier.classify import (
     normalise,
 )
 from branet_classifier.data import Sample
-from branet_classifier.mask_head import UNKNOWN, ClassifierWithMaskHead, mask_loss
-from branet_shared.images import roi_box, roi_crop, validate_image
+from branet_shared.images import roi_crop, validate_image
 from branet_shared.schemas import Label
 
 log = logging.getLogger(__name__)
@@ -52,7 +50,6 @@ class TrainConfig:
     device: str = "auto"
     bf16: bool = True  # autocast on CPUs that have bf16 matrix units
     pretrained: str | None = None
-    mask_weight: float = 0.0  # weight of the lesion-outline loss (`mask_head`); 0: no head
 
 
 def pick_device(name: str) -> torch.device:
@@ -86,33 +83,15 @@ def model_input(sample: Sample, image: Image.Image, margin: float) -> Image.Imag
 
 def augment(pixels: torch.Tensor, rng: random.Random) -> torch.Tensor:
     """Scanner-like variation on a 1×S×S image in [0, 1]."""
-    return _vary_intensity(_move(pixels, rng), rng)
-
-
-def augment_with_mask(
-    pixels: torch.Tensor, mask: torch.Tensor, rng: random.Random
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`augment`, with the lesion's outline moved as the image is (same random draws)."""
-    if mask[0, 0, 0] == UNKNOWN:
-        return augment(pixels, rng), mask
-    moved = _move(torch.cat([pixels, mask]), rng)
-    return _vary_intensity(moved[:1], rng), moved[1:]
-
-
-def _move(pixels: torch.Tensor, rng: random.Random) -> torch.Tensor:
     if rng.random() < 0.5:
         pixels = tvf.horizontal_flip(pixels)
-    moved: torch.Tensor = tvf.affine(
+    pixels = tvf.affine(
         pixels,
         angle=rng.uniform(-12, 12),
         translate=[0, 0],
         scale=rng.uniform(0.9, 1.1),
         shear=[0.0, 0.0],
     )
-    return moved
-
-
-def _vary_intensity(pixels: torch.Tensor, rng: random.Random) -> torch.Tensor:
     pixels = pixels.clamp(0, 1) ** rng.uniform(0.7, 1.4)  # gamma: the scanner's curve
     pixels = pixels * rng.uniform(0.75, 1.25) + rng.uniform(-0.08, 0.08)  # gain and offset
     if rng.random() < 0.5:  # multiplicative speckle
@@ -130,10 +109,7 @@ def _vary_intensity(pixels: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return pixels.clamp(0, 1)
 
 
-class LesionDataset(Dataset[tuple[torch.Tensor, int, torch.Tensor]]):
-    """(input, label, outline): the outline is the lesion mask cut and moved as the input, or
-    `UNKNOWN` throughout where there is none or no mask head to learn it."""
-
+class LesionDataset(Dataset[tuple[torch.Tensor, int]]):
     def __init__(
         self,
         samples: Sequence[Sample],
@@ -150,46 +126,40 @@ class LesionDataset(Dataset[tuple[torch.Tensor, int, torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def crop_box(self, index: int, image: Image.Image) -> tuple[int, int, int, int]:
+    def crop(self, index: int) -> Image.Image:
         sample = self.samples[index]
-        whole = (0, 0, image.width, image.height)
+        image = self.images(sample.item.path)
         if not self.train:
-            return roi_box(image, sample.lesion, self.config.roi_margin) if sample.lesion else whole
+            return model_input(sample, image, self.config.roi_margin)
         if sample.lesion is None or self.rng.random() < self.config.whole_image_rate:
-            return whole
+            return image
         return _random_context(image, sample, self.rng)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor]:
-        sample, size = self.samples[index], self.config.input_size
-        image = self.images(sample.item.path)
-        box = self.crop_box(index, image)
-        pixels = image_to_tensor(image.crop(box), size)
-        mask = torch.full_like(pixels, UNKNOWN)
-        if self.train and self.config.mask_weight > 0 and sample.item.mask is not None:
-            mask = image_to_tensor(self.images(sample.item.mask).crop(box), size)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        pixels = image_to_tensor(self.crop(index), self.config.input_size)
         if self.train and self.config.augment:
-            pixels, mask = augment_with_mask(pixels, mask, self.rng)
-        label = 1 if sample.label is Label.MALIGNANT else 0
-        return normalise(pixels, IMAGENET_MEAN, IMAGENET_STD), label, mask
+            pixels = augment(pixels, self.rng)
+        label = 1 if self.samples[index].label is Label.MALIGNANT else 0
+        return normalise(pixels, IMAGENET_MEAN, IMAGENET_STD), label
 
 
-def _random_context(
-    image: Image.Image, sample: Sample, rng: random.Random
-) -> tuple[int, int, int, int]:
+def _random_context(image: Image.Image, sample: Sample, rng: random.Random) -> Image.Image:
     """The lesion box with 5 %–70 % context per side, unevenly, clipped to the image."""
     box = sample.lesion
     assert box is not None
     w, h = box.x1 - box.x0, box.y1 - box.y0
     left, right, top, bottom = (rng.uniform(0.05, 0.7) for _ in range(4))
-    return (
-        max(0, round(box.x0 - left * w)),
-        max(0, round(box.y0 - top * h)),
-        min(image.width, round(box.x1 + right * w)),
-        min(image.height, round(box.y1 + bottom * h)),
+    return image.crop(
+        (
+            max(0, round(box.x0 - left * w)),
+            max(0, round(box.y0 - top * h)),
+            min(image.width, round(box.x1 + right * w)),
+            min(image.height, round(box.y1 + bottom * h)),
+        )
     )
 
 
-def build_network(config: TrainConfig) -> ResNet:
+def build_network(config: TrainConfig) -> torch.nn.Module:
     network = build_resnet18()
     if config.pretrained:
         state = torch.load(config.pretrained, map_location="cpu", weights_only=True)
@@ -240,8 +210,6 @@ def train(
     seed_everything(config.seed)
     device = pick_device(config.device)
     network = build_network(config).to(device)
-    # With a mask head, `model` is the network and the head; `network` is what is shipped.
-    model = ClassifierWithMaskHead(network).to(device) if config.mask_weight > 0 else network
     dataset = LesionDataset(train_samples, images, config, train=True)
     loader = _loader(dataset, config, shuffle=True)
     labels = np.array([s.label is Label.MALIGNANT for s in train_samples], dtype=int)
@@ -249,7 +217,7 @@ def train(
     weights = torch.tensor(len(labels) / (2 * counts), dtype=torch.float32, device=device)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     steps = config.epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, len(loader)))
@@ -257,7 +225,7 @@ def train(
     start = 0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["network"])
+        network.load_state_dict(state["network"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         dataset.rng.setstate(state["rng"])
@@ -266,22 +234,17 @@ def train(
         log.info("resumed %s at epoch %d", checkpoint, start)
 
     for epoch in range(start, config.epochs):
-        model.train()
-        total, correct, loss_sum, outline_sum = 0, 0, 0.0, 0.0
+        network.train()
+        total, correct, loss_sum = 0, 0, 0.0
         # A bar on a terminal; in logs (no TTY), just the per-epoch line below.
         bar = tqdm(
             loader, desc=f"{describe} epoch {epoch + 1}/{config.epochs}", leave=False, disable=None
         )
-        for inputs, targets, masks in bar:
+        for inputs, targets in bar:
             inputs, targets = inputs.to(device), targets.to(device)
             with _autocast(device, config):
-                outputs: Any = model(inputs)
-            logits, mask_logits = outputs if config.mask_weight > 0 else (outputs, None)
+                logits = network(inputs)
             loss = loss_fn(logits.float(), targets)
-            if mask_logits is not None:
-                outline = mask_loss(mask_logits.float(), masks.to(device))
-                loss = loss + config.mask_weight * outline
-                outline_sum += outline.item() * len(targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -290,16 +253,13 @@ def train(
             correct += int((logits.argmax(1) == targets).sum())
             loss_sum += loss.item() * len(targets)
             bar.set_postfix(loss=f"{loss_sum / total:.3f}")
-        record = {"epoch": epoch + 1, "loss": loss_sum / total, "accuracy": correct / total}
-        if config.mask_weight > 0:
-            record["mask_loss"] = outline_sum / total
-        history.append(record)
+        history.append({"epoch": epoch + 1, "loss": loss_sum / total, "accuracy": correct / total})
         tqdm.write(
             f"{describe} epoch {epoch + 1}/{config.epochs}: "
-            + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in record.items() if k != "epoch")
+            f"loss {loss_sum / total:.4f}, train accuracy {correct / total:.3f}"
         )
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, model, optimizer, scheduler, dataset, history, epoch + 1)
+            _save_checkpoint(checkpoint, network, optimizer, scheduler, dataset, history, epoch + 1)
 
     temperature = fit_temperature(network, calibration_samples, config, images)
     return TrainedModel(network.eval(), temperature, history)
@@ -355,7 +315,7 @@ def logits_of(
     network.eval()
     outputs = []
     with torch.inference_mode():
-        for inputs, *_ in loader:
+        for inputs, _ in loader:
             outputs.append(network(inputs.to(device)).float().cpu())
     return torch.cat(outputs) if outputs else torch.empty(0, 2)
 

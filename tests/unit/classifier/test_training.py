@@ -143,7 +143,7 @@ def test_training_and_serving_preprocess_identically(trained: Path, dataset: Pat
     evaluation = LesionDataset(samples, images, config, train=False)
 
     for index in (0, len(samples) - 1):
-        trained_on, *_ = evaluation[index]
+        trained_on, _ = evaluation[index]
         crop = model_input(samples[index], images(samples[index].item.path), config.roi_margin)
         served = model.preprocess(crop)[0]
         assert torch.equal(trained_on, served)
