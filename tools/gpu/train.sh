@@ -16,7 +16,7 @@
 # 173 s. Arm B's pretraining, 250 epochs at 160 px with 6 loader workers beside arm A: 488 s,
 # which left its fine-tuning cut off at the 530 s limit: run B alone, with more workers.
 # Scale by env: ARMS (AB, A or B), EPOCHS, SIZE, JOBS, PRE_EPOCHS, PRE_SIZE, PRE_WORKERS,
-# LIMIT (seconds per arm), WORK, SEED, EXTRA (more branet-train flags, e.g. "--mask-weight 0.2").
+# LIMIT (seconds per arm), WORK, SEED, EXTRA (more branet-train flags, e.g. "--cv-with-other-sites").
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
