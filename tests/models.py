@@ -11,7 +11,7 @@ from branet_shared.checksums import sha256_of_file
 from branet_shared.schemas import Modality
 
 
-def write_classifier(folder: Path, modality: str, seed: int = 0) -> Path:
+def write_classifier(folder: Path, modality: str, seed: int = 0, keep_aspect: bool = False) -> Path:
     """A ResNet18 classifier card and its fp16 safetensors weights; returns the card's path."""
     torch.manual_seed(seed)
     network = build_resnet18()
@@ -24,6 +24,7 @@ def write_classifier(folder: Path, modality: str, seed: int = 0) -> Path:
         weights_file=weights.name,
         weights_sha256=sha256_of_file(weights),
         input_size=64,
+        keep_aspect=keep_aspect,
         description="random weights, for tests only",
     )
     path = folder / f"{modality}.json"

@@ -62,6 +62,7 @@ class ClassifierCard(BaseModel):
     std: tuple[float, float, float] = IMAGENET_STD
     temperature: float = Field(1.0, gt=0, description="softmax temperature from calibration")
     roi_margin: float = Field(0.25, ge=0, description="context around the lesion in training")
+    keep_aspect: bool = Field(False, description="padded to a square, not squashed, to resize")
     metrics: dict[str, float] = Field(default_factory=dict)
     description: str = ""
     training: dict[str, Any] = Field(default_factory=dict, description="config, data, commit")
@@ -96,15 +97,29 @@ def agreement(reference: torch.Tensor, reduced: torch.Tensor) -> dict[str, float
     }
 
 
-def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
-    """Grayscale, squashed to size×size, as 1×S×S floats in [0, 1].
+def fitted_box(width: int, height: int, size: int) -> tuple[int, int, int, int]:
+    """Where an image lands in the S×S input when its aspect is kept: left, top, width, height."""
+    scale = size / max(width, height)
+    fitted_w, fitted_h = max(1, round(width * scale)), max(1, round(height * scale))
+    return (size - fitted_w) // 2, (size - fitted_h) // 2, fitted_w, fitted_h
+
+
+def image_to_tensor(image: Image.Image, size: int, keep_aspect: bool = False) -> torch.Tensor:
+    """Grayscale, resized to size×size, as 1×S×S floats in [0, 1].
 
     Colour is dropped on purpose: in these images it is annotation (markers, Doppler), which
     tells a model about the site, not the lesion. Training and serving both start here.
+    With `keep_aspect` the longer side is scaled to S and the rest padded black, so a lesion's
+    shape and orientation (taller than wide or not) survive; else the image is squashed.
     """
     gray = image if image.mode == "L" else image.convert("L")
     tensor: torch.Tensor = tvf.pil_to_tensor(gray)
-    tensor = tvf.resize(tensor, [size, size], antialias=True)
+    if keep_aspect:
+        left, top, width, height = fitted_box(gray.width, gray.height, size)
+        tensor = tvf.resize(tensor, [height, width], antialias=True)
+        tensor = tvf.pad(tensor, [left, top, size - width - left, size - height - top], fill=0)
+    else:
+        tensor = tvf.resize(tensor, [size, size], antialias=True)
     scaled: torch.Tensor = tvf.to_dtype(tensor, torch.float32, scale=True)
     return scaled
 
@@ -117,11 +132,18 @@ def normalise(
     return normalised
 
 
-def heatmap_overlay(image: Image.Image, cam: torch.Tensor) -> Image.Image:
-    """`cam` (h×w in 0..1) upsampled to the image and blended in red over its grayscale."""
+def heatmap_overlay(
+    image: Image.Image, cam: torch.Tensor, size: int, keep_aspect: bool
+) -> Image.Image:
+    """`cam` (h×w in 0..1 over the S×S input) mapped back onto the image and blended in red
+    over its grayscale; with `keep_aspect`, the padding is cut off first."""
     heat = Image.fromarray((cam.numpy() * 255).astype("uint8")).resize(
-        image.size, Image.Resampling.BILINEAR
+        (size, size), Image.Resampling.BILINEAR
     )
+    if keep_aspect:
+        left, top, width, height = fitted_box(image.width, image.height, size)
+        heat = heat.crop((left, top, left + width, top + height))
+    heat = heat.resize(image.size, Image.Resampling.BILINEAR)
     gray = image.convert("L")
     red = Image.merge(
         "RGB", (Image.new("L", image.size, 255), *[Image.new("L", image.size, 0)] * 2)
@@ -268,7 +290,7 @@ class ResNet18Classifier:
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """A normalised 1×3×S×S tensor from an `L` or `RGB` image, exactly as in training."""
-        pixels = image_to_tensor(image, self.card.input_size)
+        pixels = image_to_tensor(image, self.card.input_size, self.card.keep_aspect)
         return normalise(pixels, self.card.mean, self.card.std).unsqueeze(0)
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
@@ -333,7 +355,9 @@ class ResNet18Classifier:
         cam = torch.relu((weights * activations).sum(dim=1))[0].detach()
         cam = cam / cam.max() if float(cam.max()) > 0 else cam
         elapsed_ms = (time.perf_counter() - started) * 1000
-        return result.model_copy(update={"inference_ms": elapsed_ms}), heatmap_overlay(image, cam)
+        return result.model_copy(update={"inference_ms": elapsed_ms}), heatmap_overlay(
+            image, cam, self.card.input_size, self.card.keep_aspect
+        )
 
 
 @dataclass

@@ -297,6 +297,7 @@ def ship(
         input_size=config.input_size,
         temperature=model.temperature,
         roi_margin=config.roi_margin,
+        keep_aspect=config.keep_aspect,
         metrics=metrics,
         description=_describe(config, samples),
         training={**asdict(config), **context},
@@ -321,6 +322,12 @@ LICENCES = {
 }
 
 
+def _fitting(card: ClassifierCard) -> str:
+    if card.keep_aspect:
+        return "its longer side scaled and the rest padded black (the shape kept) to"
+    return "squashed to"
+
+
 def card_markdown(card: ClassifierCard) -> str:
     """The human half of the model card: what it is, how it measured, what it is not for."""
     data = str(card.training.get("data", ""))
@@ -343,7 +350,7 @@ in one fold; images filed under both classes dropped).
 
 ## Input and preprocessing
 The lesion's region of interest (its box plus {card.roi_margin:.0%} context per side, from the
-segmenter or the user's box), or the whole image: grayscale, resized to {card.input_size}×
+segmenter or the user's box), or the whole image: grayscale, {_fitting(card)} {card.input_size}×
 {card.input_size}, ImageNet normalisation (`image_to_tensor` + `normalise` in
 `services/classifier/classify.py`, shared by training and serving). Softmax temperature
 {card.temperature:.3f}, fitted on a held-back part of the training data.
@@ -419,6 +426,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
     parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument(
+        "--keep-aspect",
+        action="store_true",
+        help="pad the input to a square instead of squashing it, keeping the lesion's shape",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
     parser.add_argument("--no-bf16", action="store_true")
@@ -438,6 +450,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         augment=not args.no_augment,
+        keep_aspect=args.keep_aspect,
         seed=args.seed,
         device=args.device,
         bf16=not args.no_bf16,

@@ -46,6 +46,7 @@ class TrainConfig:
     augment: bool = True
     whole_image_rate: float = 0.15  # how often training sees the whole image, not the ROI
     roi_margin: float = 0.25  # the context the service's ROI crop and evaluation use
+    keep_aspect: bool = False  # pad to a square before resizing instead of squashing
     seed: int = 0
     device: str = "auto"
     bf16: bool = True  # autocast on CPUs that have bf16 matrix units
@@ -136,7 +137,7 @@ class LesionDataset(Dataset[tuple[torch.Tensor, int]]):
         return _random_context(image, sample, self.rng)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        pixels = image_to_tensor(self.crop(index), self.config.input_size)
+        pixels = image_to_tensor(self.crop(index), self.config.input_size, self.config.keep_aspect)
         if self.train and self.config.augment:
             pixels = augment(pixels, self.rng)
         label = 1 if self.samples[index].label is Label.MALIGNANT else 0

@@ -54,6 +54,22 @@ def test_preprocess_gives_the_card_input_size(model_dir: Path) -> None:
     assert tuple(batch.shape) == (1, 3, 64, 64)
 
 
+def test_a_card_that_keeps_the_aspect_pads_a_tall_lesion_instead_of_widening_it(
+    tmp_path: Path,
+) -> None:
+    tall = Image.new("L", (30, 90), 255)
+    squashing = ResNet18Classifier.load(write_classifier(tmp_path, "ultrasound"))
+    keeping = ResNet18Classifier.load(write_classifier(tmp_path, "mammography", keep_aspect=True))
+
+    def bright_columns(model: ResNet18Classifier) -> int:
+        row = model.preprocess(tall)[0, 0, 32]  # the middle row, first channel
+        return int((row > 0).sum())
+
+    assert bright_columns(squashing) == 64
+    # 30 of 90 px wide: a third of the 64 columns, black padding either side.
+    assert bright_columns(keeping) in (21, 22)
+
+
 def test_weights_that_do_not_match_the_card_are_refused(tmp_path: Path) -> None:
     card = write_classifier(tmp_path, "ultrasound")
     weights = tmp_path / "ultrasound.safetensors"
@@ -79,8 +95,11 @@ def test_registry_says_why_a_modality_is_missing(tmp_path: Path) -> None:
     assert "mammography.json" in registry.missing[Modality.MAMMOGRAPHY]
 
 
-def test_heatmap_has_the_size_of_the_classified_image(model_dir: Path) -> None:
-    model = ResNet18Classifier.load(model_dir / "ultrasound.json")
+@pytest.mark.parametrize("keep_aspect", [False, True])
+def test_heatmap_has_the_size_of_the_classified_image(tmp_path: Path, keep_aspect: bool) -> None:
+    model = ResNet18Classifier.load(
+        write_classifier(tmp_path, "ultrasound", keep_aspect=keep_aspect)
+    )
     image = Image.fromarray(lesion_array(120, 70))
 
     result, heatmap = model.explain(image)

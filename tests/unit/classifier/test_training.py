@@ -32,7 +32,13 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def train_one_epoch(
-    dataset: Path, report: Path, run: Path, version: str, jobs: int = 1, force: bool = False
+    dataset: Path,
+    report: Path,
+    run: Path,
+    version: str,
+    jobs: int = 1,
+    force: bool = False,
+    *options: str,
 ) -> None:
     """`branet-train` at toy scale: two folds, one epoch, 32 px, shipped into run/models."""
     train_main(
@@ -40,7 +46,7 @@ def train_one_epoch(
             "--modality", "ultrasound", "--data", str(dataset), "--out", str(report),
             "--work-dir", str(run / "work"), "--cv", "2", "--epochs", "1", "--size", "32",
             "--batch-size", "4", "--ship", str(run / "models"), "--version", version,
-            "--jobs", str(jobs), *(["--force"] if force else []),
+            "--jobs", str(jobs), *(["--force"] if force else []), *options,
         ]
     )  # fmt: skip
 
@@ -135,10 +141,25 @@ def test_parallel_folds_give_the_same_report_and_model(
         torch.testing.assert_close(weights, serial_weights[name], atol=2e-3, rtol=2e-3)
 
 
-def test_training_and_serving_preprocess_identically(trained: Path, dataset: Path) -> None:
-    model = ResNet18Classifier.load(trained / "models" / "ultrasound.json")
+@pytest.fixture(scope="module")
+def trained_keeping_aspect(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("aspect")
+    train_one_epoch(dataset, out / "report", out, "0.0.1-test", 1, False, "--keep-aspect")
+    return out
+
+
+@pytest.mark.parametrize("run", ["trained", "trained_keeping_aspect"])
+def test_training_and_serving_preprocess_identically(
+    run: str, dataset: Path, request: pytest.FixtureRequest
+) -> None:
+    model = ResNet18Classifier.load(request.getfixturevalue(run) / "models" / "ultrasound.json")
+    assert model.card.keep_aspect == (run == "trained_keeping_aspect")
     samples, _ = load_samples([dataset])
-    config = TrainConfig(input_size=model.card.input_size, roi_margin=model.card.roi_margin)
+    config = TrainConfig(
+        input_size=model.card.input_size,
+        roi_margin=model.card.roi_margin,
+        keep_aspect=model.card.keep_aspect,
+    )
     images = ImageCache()
     evaluation = LesionDataset(samples, images, config, train=False)
 
