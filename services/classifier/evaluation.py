@@ -51,6 +51,8 @@ class FoldResult:
     uncalibrated: FloatArray
     temperature: float
     ids: list[str]
+    # The same fold's test images predicted whole, their lesion boxes ignored.
+    whole_image: "FoldResult | None" = None
 
 
 def expected_calibration_error(truth: IntArray, probability: FloatArray, bins: int = 15) -> float:

@@ -82,6 +82,9 @@ def split_calibration(samples: Sequence[Sample], seed: int) -> tuple[list[Sample
     return [samples[i] for i in train_index], [samples[i] for i in calibration_index]
 
 
+WHOLE_IMAGE = "-whole-image"  # suffix of a report section whose test images are whole
+
+
 @dataclass(frozen=True)
 class FoldPlan:
     """One held-out evaluation: train on `train`, predict `test`."""
@@ -92,32 +95,30 @@ class FoldPlan:
 
 
 def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: Path) -> FoldResult:
+    """Train on the plan's training split and predict its test images, as ROI crops (the
+    result) and whole (`result.whole_image`). A fold whose result is saved is not rerun."""
     name, train_samples, test_samples = plan.name, plan.train, plan.test
     folder = work_dir / name
     saved = folder / "result.json"
     if saved.exists():
-        data = json.loads(saved.read_text())
         log.info("%s: already done, reusing %s", name, saved)
-        return FoldResult(
-            name,
-            np.array(data["truth"]),
-            np.array(data["probability"]),
-            np.array(data["uncalibrated"]),
-            data["temperature"],
-            data["ids"],
-        )
+        return _saved_result(name, json.loads(saved.read_text()))
     started = time.perf_counter()
     fit, calibration = split_calibration(train_samples, config.seed)
     model = train(fit, calibration, config, images, folder / "checkpoint.pt", describe=name)
-    logits = logits_of(model.network, test_samples, config, images)
-    result = FoldResult(
-        name,
-        _truth(test_samples),
-        torch.softmax(logits / model.temperature, 1)[:, 1].numpy().astype(float),
-        torch.softmax(logits, 1)[:, 1].numpy().astype(float),
-        model.temperature,
-        [f"{s.site}/{s.item.name}" for s in test_samples],
+    whole = [replace(s, lesion=None) for s in test_samples]  # model_input is then the image
+    result = replace(
+        _fold_result(
+            name,
+            test_samples,
+            logits_of(model.network, test_samples, config, images),
+            model.temperature,
+        ),
+        whole_image=_fold_result(
+            name, test_samples, logits_of(model.network, whole, config, images), model.temperature
+        ),
     )
+    assert result.whole_image is not None
     folder.mkdir(parents=True, exist_ok=True)
     # Weights (for later looks at a fold) before the result, whose presence marks the fold done.
     save_file(half_state(model.network), folder / "weights.safetensors")
@@ -129,6 +130,10 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
                 "uncalibrated": result.uncalibrated.tolist(),
                 "temperature": result.temperature,
                 "ids": result.ids,
+                "whole_image": {
+                    "probability": result.whole_image.probability.tolist(),
+                    "uncalibrated": result.whole_image.uncalibrated.tolist(),
+                },
                 "train": len(fit),
                 "calibration": len(calibration),
                 "seconds": time.perf_counter() - started,
@@ -138,6 +143,36 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
     )
     (folder / "checkpoint.pt").unlink(missing_ok=True)  # the optimiser state is not kept
     return result
+
+
+def _fold_result(
+    name: str, samples: Sequence[Sample], logits: torch.Tensor, temperature: float
+) -> FoldResult:
+    return FoldResult(
+        name,
+        _truth(samples),
+        torch.softmax(logits / temperature, 1)[:, 1].numpy().astype(float),
+        torch.softmax(logits, 1)[:, 1].numpy().astype(float),
+        temperature,
+        [f"{s.site}/{s.item.name}" for s in samples],
+    )
+
+
+def _saved_result(name: str, data: dict[str, Any]) -> FoldResult:
+    """A fold's result.json read back; folds saved before whole-image testing lack that part."""
+
+    def result(predictions: dict[str, Any]) -> FoldResult:
+        return FoldResult(
+            name,
+            np.array(data["truth"]),
+            np.array(predictions["probability"]),
+            np.array(predictions["uncalibrated"]),
+            data["temperature"],
+            data["ids"],
+        )
+
+    whole = data.get("whole_image")
+    return replace(result(data), whole_image=result(whole) if whole else None)
 
 
 def cross_validate(
@@ -399,6 +434,14 @@ def _describe(config: TrainConfig, samples: Sequence[Sample]) -> str:
     )
 
 
+def share(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="branet-train", description=__doc__.split("\n")[0])
     parser.add_argument("--modality", required=True, choices=[m.value for m in Modality])
@@ -427,6 +470,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument(
+        "--whole-image-rate",
+        type=share,
+        default=defaults.whole_image_rate,
+        help="share of training draws that show the whole image instead of the lesion crop",
+    )
+    parser.add_argument(
         "--keep-aspect",
         action="store_true",
         help="pad the input to a square instead of squashing it, keeping the lesion's shape",
@@ -450,6 +499,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         augment=not args.no_augment,
+        whole_image_rate=args.whole_image_rate,
         keep_aspect=args.keep_aspect,
         seed=args.seed,
         device=args.device,
@@ -481,6 +531,7 @@ def main(argv: list[str] | None = None) -> None:
         pending = {name: (runner.folds(folds), notes) for name, (folds, notes) in plans.items()}
         final = runner.final(samples) if args.ship is not None else None
         sections = {name: (results(), notes) for name, (results, notes) in pending.items()}
+        sections |= whole_image_sections(sections)
         report = write_report(
             args.out, f"BraNet ResNet18, {modality.value}", sections, context, config.seed
         )
@@ -523,10 +574,31 @@ def plan_sections(
     return sections
 
 
+def whole_image_sections(
+    sections: dict[str, tuple[list[FoldResult], dict[str, Any]]],
+) -> dict[str, tuple[list[FoldResult], dict[str, Any]]]:
+    """Each section again with its test images whole: what the model does when neither the
+    segmenter nor the user gives a box (folds saved before this existed have no such part)."""
+    whole: dict[str, tuple[list[FoldResult], dict[str, Any]]] = {}
+    for name, (folds, notes) in sections.items():
+        parts = [fold.whole_image for fold in folds]
+        if parts and all(part is not None for part in parts):
+            whole[name + WHOLE_IMAGE] = (
+                [part for part in parts if part is not None],
+                {"protocol": notes["protocol"], "input": "the test images whole, boxes ignored"},
+            )
+    return whole
+
+
 def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
-    """What the card carries: the first site's CV means, and the leave-one-site-out mean AUC."""
+    """What the card carries: the first site's CV means, and the leave-one-site-out mean AUC,
+    on lesion crops; and both AUCs on whole images where the report has them."""
     metrics: dict[str, float] = {}
-    cv = [name for name in report["sections"] if name.startswith("cv-")]
+    cv = [
+        name
+        for name in report["sections"]
+        if name.startswith("cv-") and not name.endswith(WHOLE_IMAGE)
+    ]
     if cv:
         means = report["sections"][cv[0]]["mean_sd"]
         for name in (
@@ -540,7 +612,11 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
         ):
             if name in means:
                 metrics[f"cv_{name}_mean"] = round(means[name]["mean"], 4)
-    loso = report["sections"].get("leave-one-site-out")
-    if loso:
-        metrics["loso_roc_auc_mean"] = round(loso["mean_sd"]["roc_auc"]["mean"], 4)
+    for prefix, name in (
+        ("loso", "leave-one-site-out"),
+        ("cv_whole_image", (cv[0] if cv else "") + WHOLE_IMAGE),
+        ("loso_whole_image", "leave-one-site-out" + WHOLE_IMAGE),
+    ):
+        if section := report["sections"].get(name):
+            metrics[f"{prefix}_roc_auc_mean"] = round(section["mean_sd"]["roc_auc"]["mean"], 4)
     return metrics

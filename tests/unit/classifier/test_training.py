@@ -93,6 +93,39 @@ def test_training_writes_the_report_and_a_loadable_model(trained: Path) -> None:
     assert result.probabilities.benign + result.probabilities.malignant == pytest.approx(1.0)
 
 
+def test_the_report_measures_each_section_on_whole_images_too(trained: Path) -> None:
+    sections = json.loads((trained / "report" / "report.json").read_text())["sections"]
+    crops, whole = sections["cv-site_a"], sections["cv-site_a-whole-image"]
+
+    assert [p["id"] for p in whole["predictions"]] == [p["id"] for p in crops["predictions"]]
+    # The same fold models, shown the whole image instead of the lesion crop.
+    assert [p["p_malignant"] for p in whole["predictions"]] != [
+        p["p_malignant"] for p in crops["predictions"]
+    ]
+    assert whole["input"] == "the test images whole, boxes ignored"
+    card = json.loads((trained / "models" / "ultrasound.json").read_text())
+    assert card["metrics"]["cv_whole_image_roc_auc_mean"] == pytest.approx(
+        whole["mean_sd"]["roc_auc"]["mean"], abs=1e-4
+    )
+
+
+def test_folds_saved_before_whole_image_testing_are_reused_without_it(
+    trained: Path, dataset: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(trained / "work", tmp_path / "work")
+    for saved in (tmp_path / "work").rglob("result.json"):
+        data = json.loads(saved.read_text())
+        del data["whole_image"]
+        saved.write_text(json.dumps(data))
+
+    train_one_epoch(dataset, tmp_path / "report", tmp_path, "0.0.1-test")
+
+    sections = json.loads((tmp_path / "report" / "report.json").read_text())["sections"]
+    assert "cv-site_a-whole-image" not in sections
+    before = json.loads((trained / "report" / "report.json").read_text())["sections"]
+    assert sections["cv-site_a"]["predictions"] == before["cv-site_a"]["predictions"]
+
+
 def test_evaluate_a_saved_model_on_any_class_folders(
     trained: Path, dataset: Path, tmp_path: Path
 ) -> None:
