@@ -9,6 +9,8 @@
    each training split a stratified ~15 % is held back to fit the softmax temperature; the test
    fold is only ever predicted, never used to choose anything.
 3. With `--loso` and several sites: train on all sites but one, test on that one, for each.
+   Every test image is predicted twice: as its lesion crop, and whole (no box), each in its
+   own report section.
 4. With `--ship DIR`: train on every image of every site and write the weights (fp16
    safetensors) and model card to DIR — only when the cross-validated ROC AUC beats the card
    already there (or `--force`).
@@ -95,8 +97,9 @@ class FoldPlan:
 
 
 def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: Path) -> FoldResult:
-    """Train on the plan's training split and predict its test images, as ROI crops (the
-    result) and whole (`result.whole_image`). A fold whose result is saved is not rerun."""
+    """Train on the plan's training split and predict its test images as ROI crops (the
+    result) and, where they have boxes, whole (`result.whole_image`). A fold whose result is
+    saved is not rerun."""
     name, train_samples, test_samples = plan.name, plan.train, plan.test
     folder = work_dir / name
     saved = folder / "result.json"
@@ -106,19 +109,14 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
     started = time.perf_counter()
     fit, calibration = split_calibration(train_samples, config.seed)
     model = train(fit, calibration, config, images, folder / "checkpoint.pt", describe=name)
-    whole = [replace(s, lesion=None) for s in test_samples]  # model_input is then the image
-    result = replace(
-        _fold_result(
-            name,
-            test_samples,
-            logits_of(model.network, test_samples, config, images),
-            model.temperature,
-        ),
-        whole_image=_fold_result(
-            name, test_samples, logits_of(model.network, whole, config, images), model.temperature
-        ),
-    )
-    assert result.whole_image is not None
+    crops = logits_of(model.network, test_samples, config, images)
+    result = _fold_result(name, test_samples, crops, model.temperature)
+    whole: FoldResult | None = None
+    if any(s.lesion for s in test_samples):  # without boxes the crops are the whole images
+        boxless = [replace(s, lesion=None) for s in test_samples]
+        logits = logits_of(model.network, boxless, config, images)
+        whole = _fold_result(name, test_samples, logits, model.temperature)
+        result = replace(result, whole_image=whole)
     folder.mkdir(parents=True, exist_ok=True)
     # Weights (for later looks at a fold) before the result, whose presence marks the fold done.
     save_file(half_state(model.network), folder / "weights.safetensors")
@@ -126,14 +124,10 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
         json.dumps(
             {
                 "truth": result.truth.tolist(),
-                "probability": result.probability.tolist(),
-                "uncalibrated": result.uncalibrated.tolist(),
+                **_predictions(result),
                 "temperature": result.temperature,
                 "ids": result.ids,
-                "whole_image": {
-                    "probability": result.whole_image.probability.tolist(),
-                    "uncalibrated": result.whole_image.uncalibrated.tolist(),
-                },
+                "whole_image": None if whole is None else _predictions(whole),
                 "train": len(fit),
                 "calibration": len(calibration),
                 "seconds": time.perf_counter() - started,
@@ -156,6 +150,13 @@ def _fold_result(
         temperature,
         [f"{s.site}/{s.item.name}" for s in samples],
     )
+
+
+def _predictions(result: FoldResult) -> dict[str, list[float]]:
+    return {
+        "probability": result.probability.tolist(),
+        "uncalibrated": result.uncalibrated.tolist(),
+    }
 
 
 def _saved_result(name: str, data: dict[str, Any]) -> FoldResult:
