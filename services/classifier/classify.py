@@ -137,11 +137,10 @@ def heatmap_overlay(
 ) -> Image.Image:
     """`cam` (h×w in 0..1 over the S×S input) mapped back onto the image and blended in red
     over its grayscale; with `keep_aspect`, the padding is cut off first."""
-    heat = Image.fromarray((cam.numpy() * 255).astype("uint8")).resize(
-        (size, size), Image.Resampling.BILINEAR
-    )
+    heat = Image.fromarray((cam.numpy() * 255).astype("uint8"))
     if keep_aspect:
         left, top, width, height = fitted_box(image.width, image.height, size)
+        heat = heat.resize((size, size), Image.Resampling.BILINEAR)
         heat = heat.crop((left, top, left + width, top + height))
     heat = heat.resize(image.size, Image.Resampling.BILINEAR)
     gray = image.convert("L")

@@ -9,8 +9,8 @@
    each training split a stratified ~15 % is held back to fit the softmax temperature; the test
    fold is only ever predicted, never used to choose anything.
 3. With `--loso` and several sites: train on all sites but one, test on that one, for each.
-   Every test image is predicted twice: as its lesion crop, and whole (no box), each in its
-   own report section.
+   In 2 and 3 every test image with a lesion box is predicted twice: as its lesion crop, and
+   whole (no box), each in its own report section.
 4. With `--ship DIR`: train on every image of every site and write the weights (fp16
    safetensors) and model card to DIR — only when the cross-validated ROC AUC beats the card
    already there (or `--force`).
@@ -582,10 +582,10 @@ def whole_image_sections(
     segmenter nor the user gives a box (folds saved before this existed have no such part)."""
     whole: dict[str, tuple[list[FoldResult], dict[str, Any]]] = {}
     for name, (folds, notes) in sections.items():
-        parts = [fold.whole_image for fold in folds]
-        if parts and all(part is not None for part in parts):
+        parts = [fold.whole_image for fold in folds if fold.whole_image is not None]
+        if parts and len(parts) == len(folds):
             whole[name + WHOLE_IMAGE] = (
-                [part for part in parts if part is not None],
+                parts,
                 {"protocol": notes["protocol"], "input": "the test images whole, boxes ignored"},
             )
     return whole
@@ -613,11 +613,11 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
         ):
             if name in means:
                 metrics[f"cv_{name}_mean"] = round(means[name]["mean"], 4)
-    for prefix, name in (
-        ("loso", "leave-one-site-out"),
-        ("cv_whole_image", (cv[0] if cv else "") + WHOLE_IMAGE),
-        ("loso_whole_image", "leave-one-site-out" + WHOLE_IMAGE),
-    ):
+    auc_sections = {"loso": "leave-one-site-out"}
+    if cv:
+        auc_sections["cv_whole_image"] = cv[0] + WHOLE_IMAGE
+    auc_sections["loso_whole_image"] = "leave-one-site-out" + WHOLE_IMAGE
+    for prefix, name in auc_sections.items():
         if section := report["sections"].get(name):
             metrics[f"{prefix}_roc_auc_mean"] = round(section["mean_sd"]["roc_auc"]["mean"], 4)
     return metrics
