@@ -404,11 +404,30 @@ The original BraNet reported {original["benign_accuracy"]:.1%} benign and
 deduplication or site separation described); those are the numbers to beat.
 {int8_markdown(card.int8) if card.int8 else ""}
 ## Limits
-- Trained from scratch (no ImageNet weights could be downloaded) on a few hundred images.
-- Site marks (calipers, text, body-marker icons) are blotted in training, not removed; a model
-  may still read them.
+{_limits(card)}- Site marks (calipers, text, body-marker icons) are blotted in training, not
+  removed; a model may still read them.
 - Weights: `{card.weights_file}`, SHA-256 `{card.weights_sha256}` (verified at load).
 """
+
+
+def _limits(card: ClassifierCard) -> str:
+    """The limits that depend on the card: where training started, and whether the model is
+    better than chance at all."""
+    pretrained = card.training.get("pretrained")
+    start = (
+        f"from `{pretrained}`"
+        if pretrained
+        else "from scratch (no ImageNet weights could be downloaded)"
+    )
+    lines = [f"- Trained {start},\n  on the few images counted above."]
+    low, high = card.metrics.get("cv_roc_auc_ci95_low"), card.metrics.get("cv_roc_auc_ci95_high")
+    if low is not None and high is not None and low <= 0.5:
+        lines.append(
+            "- **No better than chance on this evidence**: the 95 % CI of its ROC AUC over the\n"
+            f"  pooled cross-validation predictions, [{low:.2f}, {high:.2f}], includes 0.5.\n"
+            "  Do not read anything into its label."
+        )
+    return "".join(f"{line}\n" for line in lines)
 
 
 def int8_markdown(int8: Int8Card) -> str:
@@ -613,6 +632,8 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
         ):
             if name in means:
                 metrics[f"cv_{name}_mean"] = round(means[name]["mean"], 4)
+        low, high = report["sections"][cv[0]]["pooled_ci95"]["roc_auc"]
+        metrics |= {"cv_roc_auc_ci95_low": round(low, 4), "cv_roc_auc_ci95_high": round(high, 4)}
     auc_sections = {"loso": "leave-one-site-out"}
     if cv:
         auc_sections["cv_whole_image"] = cv[0] + WHOLE_IMAGE

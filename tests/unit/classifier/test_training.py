@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from branet_classifier.classify import ResNet18Classifier
+from branet_classifier.classify import ClassifierCard, ResNet18Classifier
 from branet_classifier.data import load_samples
 from branet_classifier.evaluation import (
     FoldResult,
@@ -20,8 +20,8 @@ from branet_classifier.evaluation import (
     summarise,
 )
 from branet_classifier.evaluation import main as evaluate_main
+from branet_classifier.pipeline import card_markdown, plan_sections
 from branet_classifier.pipeline import main as train_main
-from branet_classifier.pipeline import plan_sections
 from branet_classifier.training import ImageCache, LesionDataset, TrainConfig, model_input
 from tests.images import write_class_folders
 
@@ -86,6 +86,9 @@ def test_training_writes_the_report_and_a_loadable_model(trained: Path) -> None:
     assert model.card.version == "0.0.1-test"
     assert model.card.training["seed"] == 0
     assert "cv_roc_auc_mean" in model.card.metrics
+    metrics = model.card.metrics
+    pooled = section["pooled"]["roc_auc"]
+    assert metrics["cv_roc_auc_ci95_low"] <= pooled <= metrics["cv_roc_auc_ci95_high"]
     card_text = (trained / "models" / "ultrasound.md").read_text()
     assert "not a diagnosis" in card_text.lower()
     assert model.card.weights_sha256 in card_text
@@ -124,6 +127,27 @@ def test_folds_saved_before_whole_image_testing_are_reused_without_it(
     assert "cv-site_a-whole-image" not in sections
     before = json.loads((trained / "report" / "report.json").read_text())["sections"]
     assert sections["cv-site_a"]["predictions"] == before["cv-site_a"]["predictions"]
+
+
+@pytest.mark.parametrize(("low", "high", "says_chance"), [(0.44, 0.66, True), (0.91, 0.95, False)])
+def test_a_card_says_when_its_model_is_no_better_than_chance(
+    trained: Path, low: float, high: float, says_chance: bool
+) -> None:
+    card = ClassifierCard.model_validate_json((trained / "models" / "ultrasound.json").read_text())
+    metrics = card.metrics | {"cv_roc_auc_ci95_low": low, "cv_roc_auc_ci95_high": high}
+
+    text = card_markdown(card.model_copy(update={"metrics": metrics}))
+
+    assert ("No better than chance" in text) == says_chance
+    assert (f"[{low:.2f}, {high:.2f}], includes 0.5" in text) == says_chance
+
+
+@pytest.mark.parametrize("modality", ["ultrasound", "mammography"])
+def test_the_shipped_cards_say_what_their_json_says(modality: str) -> None:
+    models = Path(__file__).parents[3] / "models"
+    card = ClassifierCard.model_validate_json((models / f"{modality}.json").read_text())
+
+    assert (models / f"{modality}.md").read_text() == card_markdown(card)
 
 
 def test_evaluate_a_saved_model_on_any_class_folders(
