@@ -37,6 +37,16 @@ class Problem(Schema):
     request_id: str | None = None
 
 
+class Caveat(Schema):
+    """Why a result deserves less trust than its confidence suggests; `code` is stable."""
+
+    code: Literal["model_at_chance", "no_lesion_crop"] = Field(
+        description="model_at_chance: the model measured no better than chance;"
+        " no_lesion_crop: the image was classified as uploaded, not a lesion crop"
+    )
+    detail: str
+
+
 class Probabilities(Schema):
     benign: Probability
     malignant: Probability
@@ -157,6 +167,7 @@ class ClassifyResponse(Schema):
     heatmap_png: str | None = Field(
         default=None, description="base64 PNG: Grad-CAM over the classified image, if asked"
     )
+    caveats: list[Caveat] = Field(default_factory=list, description="the model's own")
 
 
 class Mask(Schema):
@@ -250,6 +261,9 @@ class Analysis(Schema):
         default=None, description="Grad-CAM of the decision over the classified image"
     )
     models: StageModels
+    caveats: list[Caveat] = Field(
+        default_factory=list, description="why to trust this result less than it looks; [] if none"
+    )
     image: StoredImage
     timings: Timings
     created_at: datetime

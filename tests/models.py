@@ -11,7 +11,13 @@ from branet_shared.checksums import sha256_of_file
 from branet_shared.schemas import Modality
 
 
-def write_classifier(folder: Path, modality: str, seed: int = 0, keep_aspect: bool = False) -> Path:
+def write_classifier(
+    folder: Path,
+    modality: str,
+    seed: int = 0,
+    keep_aspect: bool = False,
+    metrics: dict[str, float] | None = None,
+) -> Path:
     """A ResNet18 classifier card and its fp16 safetensors weights; returns the card's path."""
     torch.manual_seed(seed)
     network = build_resnet18()
@@ -25,6 +31,7 @@ def write_classifier(folder: Path, modality: str, seed: int = 0, keep_aspect: bo
         weights_sha256=sha256_of_file(weights),
         input_size=64,
         keep_aspect=keep_aspect,
+        metrics=metrics or {},
         description="random weights, for tests only",
     )
     path = folder / f"{modality}.json"

@@ -26,6 +26,7 @@ from branet_shared.checksums import sha256_of_file
 from branet_shared.compilation import compile_frozen
 from branet_shared.hardware import resolve_precision
 from branet_shared.schemas import (
+    Caveat,
     ClassifyResponse,
     Label,
     Modality,
@@ -67,6 +68,31 @@ class ClassifierCard(BaseModel):
     description: str = ""
     training: dict[str, Any] = Field(default_factory=dict, description="config, data, commit")
     int8: Int8Card | None = Field(None, description="the weights quantised (branet-quantize)")
+
+    @property
+    def roc_auc_ci95(self) -> tuple[float, float] | None:
+        """The 95 % CI of the pooled cross-validated ROC AUC, where the card has it."""
+        low, high = (
+            self.metrics.get("cv_roc_auc_ci95_low"),
+            self.metrics.get("cv_roc_auc_ci95_high"),
+        )
+        return None if low is None or high is None else (low, high)
+
+
+def card_caveats(card: ClassifierCard) -> list[Caveat]:
+    """What every answer of this model should carry: whether it measured no better than
+    chance (its cross-validated AUC's 95 % CI includes 0.5)."""
+    ci = card.roc_auc_ci95
+    if ci is None or ci[0] > 0.5:
+        return []
+    low, high = ci
+    return [
+        Caveat(
+            code="model_at_chance",
+            detail=f"{card.name} {card.version} measured no better than chance: the 95 % CI of"
+            f" its cross-validated ROC AUC, [{low:.2f}, {high:.2f}], includes 0.5.",
+        )
+    ]
 
 
 class ModelFileError(Exception):
@@ -199,6 +225,7 @@ class ResNet18Classifier:
             raise ModelFileError(f"{card.name} has no int8 artefact (make one: branet-quantize)")
         self.compiled = compiled and self.precision != "int8"
         self.serving = self._serving_path()
+        self.caveats = card_caveats(card)
 
     def _serving_path(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """A function from a float N×3×S×S batch to logits, in the serving precision."""
@@ -313,6 +340,7 @@ class ResNet18Classifier:
             confidence=max(probs.benign, probs.malignant),
             model=self.ref,
             inference_ms=inference_ms,
+            caveats=self.caveats,
         )
 
     def classify(self, image: Image.Image) -> ClassifyResponse:

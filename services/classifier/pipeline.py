@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import platform
 import subprocess
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -42,7 +43,7 @@ import torch
 from safetensors.torch import save_file
 from sklearn.model_selection import StratifiedGroupKFold
 
-from branet_classifier.classify import ClassifierCard
+from branet_classifier.classify import ClassifierCard, card_caveats
 from branet_classifier.data import Sample, load_samples
 from branet_classifier.evaluation import FoldResult, write_report
 from branet_classifier.int8 import Int8Card
@@ -420,13 +421,15 @@ def _limits(card: ClassifierCard) -> str:
         else "from scratch (no ImageNet weights could be downloaded)"
     )
     lines = [f"- Trained {start},\n  on the few images counted above."]
-    low, high = card.metrics.get("cv_roc_auc_ci95_low"), card.metrics.get("cv_roc_auc_ci95_high")
-    if low is not None and high is not None and low <= 0.5:
-        lines.append(
-            "- **No better than chance on this evidence**: the 95 % CI of its ROC AUC over the\n"
-            f"  pooled cross-validation predictions, [{low:.2f}, {high:.2f}], includes 0.5.\n"
-            "  Do not read anything into its label."
+    lines += [
+        textwrap.fill(
+            f"- **Every answer carries the caveat `{caveat.code}`**: {caveat.detail} Do not"
+            " read anything into its label.",
+            width=95,
+            subsequent_indent="  ",
         )
+        for caveat in card_caveats(card)
+    ]
     return "".join(f"{line}\n" for line in lines)
 
 

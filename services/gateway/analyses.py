@@ -24,6 +24,7 @@ from branet_shared.errors import ModelUnavailable, NotFound
 from branet_shared.images import ValidatedImage, check_prompt_fits, validate_image
 from branet_shared.schemas import (
     Analysis,
+    Caveat,
     ClassifyResponse,
     Modality,
     Prompt,
@@ -188,6 +189,7 @@ class AnalysisService:
                 await self.blobs.put(key, blob.data, blob.content_type)
             stored = {blob.kind: blob.describe(analysis_id) for blob in outcome.blobs}
             result = outcome.classification
+            roi = _region(outcome.segmentation, prompt, stored)
             analysis = Analysis(
                 id=analysis_id,
                 owner=owner,
@@ -195,12 +197,13 @@ class AnalysisService:
                 label=result.label,
                 probabilities=result.probabilities,
                 confidence=result.confidence,
-                roi=_region(outcome.segmentation, prompt, stored),
+                roi=roi,
                 heatmap=stored.get("heatmap"),
                 models=StageModels(
                     classifier=result.model,
                     segmenter=outcome.segmentation.model if outcome.segmentation else None,
                 ),
+                caveats=[*result.caveats, *_input_caveats(roi)],
                 image=StoredImage(
                     **stored["image"].model_dump(),
                     width=upload.width,
@@ -251,6 +254,23 @@ class AnalysisService:
             raise NotFound(f"this analysis has no {kind}")
         chunks = self.blobs.stream(blob_key(owner, analysis_id, kind))
         return BlobStream(content_type=blob.content_type, chunks=chunks)
+
+
+def _input_caveats(roi: RegionOfInterest | None) -> list[Caveat]:
+    """The models are trained and measured on lesion crops; say when they got something else."""
+    if roi is None:
+        detail = (
+            "no lesion region was extracted (extract_roi false), so the image was classified as"
+            " uploaded: if it is a whole image, not a lesion crop, expect markedly lower accuracy"
+        )
+    elif not roi.lesion_found:
+        detail = (
+            "the segmenter found no lesion, so the whole image was classified: expect markedly"
+            " lower accuracy than on a lesion crop"
+        )
+    else:
+        return []
+    return [Caveat(code="no_lesion_crop", detail=detail)]
 
 
 def _region(

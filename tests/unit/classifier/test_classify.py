@@ -39,6 +39,25 @@ def test_a_shipped_model_classifies_gray_and_colour_images(model_dir: Path) -> N
         assert result.model.name == "test-resnet18-ultrasound"
 
 
+@pytest.mark.parametrize(
+    ("metrics", "caveats"),
+    [
+        ({"cv_roc_auc_ci95_low": 0.44, "cv_roc_auc_ci95_high": 0.66}, ["model_at_chance"]),
+        ({"cv_roc_auc_ci95_low": 0.91, "cv_roc_auc_ci95_high": 0.95}, []),
+        ({}, []),
+    ],
+)
+def test_a_model_no_better_than_chance_says_so_with_every_answer(
+    tmp_path: Path, metrics: dict[str, float], caveats: list[str]
+) -> None:
+    model = ResNet18Classifier.load(write_classifier(tmp_path, "mammography", metrics=metrics))
+
+    result = model.classify(Image.fromarray(lesion_array()))
+
+    assert [caveat.code for caveat in result.caveats] == caveats
+    assert all("[0.44, 0.66]" in caveat.detail for caveat in result.caveats)
+
+
 def test_the_same_image_gets_the_same_answer(model_dir: Path) -> None:
     model = ResNet18Classifier.load(model_dir / "ultrasound.json")
     image = Image.fromarray(lesion_array())

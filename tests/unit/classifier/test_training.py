@@ -138,7 +138,7 @@ def test_a_card_says_when_its_model_is_no_better_than_chance(
 
     text = card_markdown(card.model_copy(update={"metrics": metrics}))
 
-    assert ("No better than chance" in text) == says_chance
+    assert ("caveat `model_at_chance`" in text) == says_chance
     assert (f"[{low:.2f}, {high:.2f}], includes 0.5" in text) == says_chance
 
 

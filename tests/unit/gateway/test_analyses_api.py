@@ -8,6 +8,7 @@ from PIL import Image
 
 from branet_shared.storage.sqlite import SQLiteResultStore
 from tests.images import encode, gray_png, lesion_array, png_bomb
+from tests.models import write_classifier
 from tests.unit.gateway.conftest import Gateway, GatewayFactory
 
 PROBLEM = "application/problem+json"
@@ -28,12 +29,29 @@ async def test_analysis_is_created_with_a_real_classification(
     assert analysis["label"] == max(probs, key=probs.__getitem__)
     assert analysis["modality"] == "ultrasound"
     assert analysis["roi"] is None
+    # Classified as uploaded, not as a lesion crop: the answer says so.
+    assert [caveat["code"] for caveat in analysis["caveats"]] == ["no_lesion_crop"]
     classifier = analysis["models"]["classifier"]
     assert (classifier["name"], classifier["version"]) == ("test-resnet18-ultrasound", "0.0.0")
     assert len(classifier["sha256"]) == 64
     assert analysis["image"]["width"] == 96
     assert analysis["image"]["height"] == 80
     assert analysis["created_at"]
+
+
+async def test_a_model_no_better_than_chance_puts_its_caveat_on_the_analysis(
+    make_gateway: GatewayFactory, tmp_path: Path, png_bytes: bytes
+) -> None:
+    chance = {"cv_roc_auc_ci95_low": 0.44, "cv_roc_auc_ci95_high": 0.66}
+    write_classifier(tmp_path, "ultrasound", metrics=chance)
+    gateway = await make_gateway(models=tmp_path)
+
+    analysis = (await gateway.analyse(png_bytes)).json()
+
+    codes = [caveat["code"] for caveat in analysis["caveats"]]
+    assert codes == ["model_at_chance", "no_lesion_crop"]
+    fetched = (await gateway.client.get(f"/v1/analyses/{analysis['id']}")).json()
+    assert fetched["caveats"] == analysis["caveats"]
 
 
 async def test_get_returns_what_post_returned(gateway: Gateway, png_bytes: bytes) -> None:

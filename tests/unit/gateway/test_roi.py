@@ -28,6 +28,7 @@ async def test_box_prompt_stores_mask_and_crop_and_classifies_the_crop(
     assert roi["prompt"] == {"box": {"x0": 20, "y0": 20, "x1": 70, "y1": 60}, "points": []}
     assert analysis["models"]["segmenter"]["name"] == "sam_toy"
     assert analysis["timings"]["segment_ms"] is not None
+    assert analysis["caveats"] == []  # a lesion crop, from a model that measured well
 
     mask = await gateway.client.get(roi["mask"]["url"])
     crop = await gateway.client.get(roi["crop"]["url"])
@@ -51,6 +52,8 @@ async def test_no_lesion_found_is_reported_not_an_error(gateway_with_sam: Gatewa
     assert analysis["roi"]["lesion_found"] is False
     assert analysis["roi"]["mask"] is None
     assert analysis["label"] in ("benign", "malignant")
+    assert [c["code"] for c in analysis["caveats"]] == ["no_lesion_crop"]
+    assert "found no lesion" in analysis["caveats"][0]["detail"]
     mask = await gateway_with_sam.client.get(f"/v1/analyses/{analysis['id']}/mask")
     assert mask.status_code == 404
 
