@@ -140,6 +140,7 @@ class ModelInfo(Schema):
     metrics: dict[str, float] = Field(default_factory=dict)
     description: str = ""
     runtime: str = Field("", description="how it runs here, e.g. 'int8, ONNX Runtime'")
+    caveats: list[Caveat] = Field(default_factory=list, description="on every answer it gives")
 
 
 class Unavailable(Schema):

@@ -306,6 +306,7 @@ class ResNet18Classifier:
             metrics=self.card.metrics,
             description=self.card.description,
             runtime=self.runtime,
+            caveats=self.caveats,
         )
 
     @property

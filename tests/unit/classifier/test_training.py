@@ -136,7 +136,7 @@ def test_a_card_says_when_its_model_is_no_better_than_chance(
     card = ClassifierCard.model_validate_json((trained / "models" / "ultrasound.json").read_text())
     metrics = card.metrics | {"cv_roc_auc_ci95_low": low, "cv_roc_auc_ci95_high": high}
 
-    text = card_markdown(card.model_copy(update={"metrics": metrics}))
+    text = " ".join(card_markdown(card.model_copy(update={"metrics": metrics})).split())
 
     assert ("caveat `model_at_chance`" in text) == says_chance
     assert (f"[{low:.2f}, {high:.2f}], includes 0.5" in text) == says_chance

@@ -52,6 +52,9 @@ async def test_a_model_no_better_than_chance_puts_its_caveat_on_the_analysis(
     assert codes == ["model_at_chance", "no_lesion_crop"]
     fetched = (await gateway.client.get(f"/v1/analyses/{analysis['id']}")).json()
     assert fetched["caveats"] == analysis["caveats"]
+    models = (await gateway.client.get("/v1/models")).json()["models"]
+    listed = next(m for m in models if m["modality"] == "ultrasound")
+    assert listed["caveats"] == analysis["caveats"][:1]
 
 
 async def test_get_returns_what_post_returned(gateway: Gateway, png_bytes: bytes) -> None:
