@@ -623,7 +623,8 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
         if name.startswith("cv-") and not name.endswith(WHOLE_IMAGE)
     ]
     if cv:
-        means = report["sections"][cv[0]]["mean_sd"]
+        crops = report["sections"][cv[0]]
+        means = crops["mean_sd"]
         for name in (
             "benign_accuracy",
             "malignant_accuracy",
@@ -635,7 +636,7 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
         ):
             if name in means:
                 metrics[f"cv_{name}_mean"] = round(means[name]["mean"], 4)
-        low, high = report["sections"][cv[0]]["pooled_ci95"]["roc_auc"]
+        low, high = crops["pooled_ci95"]["roc_auc"]
         metrics |= {"cv_roc_auc_ci95_low": round(low, 4), "cv_roc_auc_ci95_high": round(high, 4)}
     auc_sections = {"loso": "leave-one-site-out"}
     if cv:

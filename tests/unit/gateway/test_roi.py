@@ -28,7 +28,7 @@ async def test_box_prompt_stores_mask_and_crop_and_classifies_the_crop(
     assert roi["prompt"] == {"box": {"x0": 20, "y0": 20, "x1": 70, "y1": 60}, "points": []}
     assert analysis["models"]["segmenter"]["name"] == "sam_toy"
     assert analysis["timings"]["segment_ms"] is not None
-    assert analysis["caveats"] == []  # a lesion crop, from a model that measured well
+    assert analysis["caveats"] == []  # a lesion crop, from a model whose card shows no chance
 
     mask = await gateway.client.get(roi["mask"]["url"])
     crop = await gateway.client.get(roi["crop"]["url"])
