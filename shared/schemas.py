@@ -180,12 +180,15 @@ class Mask(Schema):
 
 class SegmentResponse(Schema):
     lesion_found: bool
-    bbox: BoundingBox | None = None
+    bbox: BoundingBox | None = Field(
+        default=None,
+        description="the mask's box; with no lesion found inside a caller's box, that box",
+    )
     area: int | None = None
     score: float | None = Field(default=None, description="SAM's predicted IoU")
     mask: Mask | None = None
     mask_png: str | None = Field(default=None, description="base64 PNG, 0/255")
-    roi_png: str | None = Field(default=None, description="base64 PNG of the ROI crop")
+    roi_png: str | None = Field(default=None, description="base64 PNG of the ROI crop (of bbox)")
     model: ModelRef
     inference_ms: float
 
@@ -227,11 +230,14 @@ class StoredImage(StoredBlob):
 class RegionOfInterest(Schema):
     lesion_found: bool
     prompt: Prompt | None = Field(default=None, description="what the caller marked, if anything")
-    bbox: BoundingBox | None = None
+    bbox: BoundingBox | None = Field(
+        default=None,
+        description="the mask's box; with no lesion found inside a caller's box, that box",
+    )
     area: int | None = None
     score: float | None = Field(default=None, description="SAM's predicted IoU")
     mask: StoredBlob | None = None
-    crop: StoredBlob | None = None
+    crop: StoredBlob | None = Field(default=None, description="the classified crop of bbox")
 
 
 class StageModels(Schema):

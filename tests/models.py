@@ -39,13 +39,22 @@ def write_classifier(
     return path
 
 
-def write_toy_sam(folder: Path, seed: int = 0) -> Path:
-    """A checkpoint of the toy SAM architecture (random weights), as SEGMENTER_CHECKPOINT."""
+def write_toy_sam(folder: Path, seed: int = 0, blind: bool = False) -> Path:
+    """A checkpoint of the toy SAM architecture (random weights), as SEGMENTER_CHECKPOINT.
+
+    A `blind` one finds nothing, whatever the prompt: every mask logit is negative.
+    """
     torch.manual_seed(seed)
-    path = folder / "toy_sam.pth"
+    path = folder / ("blind_sam.pth" if blind else "toy_sam.pth")
     state = build_toy_sam().state_dict()
     for name, value in state.items():
         if "rel_pos" in name:  # initialised to zeros: trained ones are not, and must count
             value.normal_(std=0.5)
+    if blind:  # mask = hypernetwork output · upscaled embedding = (−1) · GELU(1) per channel
+        state["mask_decoder.output_upscaling.3.weight"].zero_()
+        state["mask_decoder.output_upscaling.3.bias"].fill_(1.0)
+        for name, value in state.items():
+            if "output_hypernetworks_mlps" in name and ".layers.2." in name:
+                value.zero_() if name.endswith("weight") else value.fill_(-1.0)
     torch.save(state, path)
     return path

@@ -159,8 +159,11 @@ class AnalysisService:
             segment_ms = _ms_since(started)
             if segmentation.lesion_found:
                 mask = _decode_png(segmentation.mask_png, "segmenter", "mask")
+                blobs.append(PendingBlob.of("mask", mask, PNG))
+            if segmentation.lesion_found or segmentation.roi_png is not None:
+                # Without a lesion found the crop is of the caller's box, if one was given.
                 crop = _decode_png(segmentation.roi_png, "segmenter", "ROI crop")
-                blobs += [PendingBlob.of("mask", mask, PNG), PendingBlob.of("roi", crop, PNG)]
+                blobs.append(PendingBlob.of("roi", crop, PNG))
         to_classify = blobs[-1].data  # the lesion crop when there is one, else the image
         started = time.perf_counter()
         classification = await self.classifier.classify(to_classify, modality, explain)
@@ -263,7 +266,7 @@ def _input_caveats(roi: RegionOfInterest | None) -> list[Caveat]:
             "no lesion region was extracted (extract_roi false), so the image was classified as"
             " uploaded: if it is a whole image, not a lesion crop, expect markedly lower accuracy"
         )
-    elif not roi.lesion_found:
+    elif not roi.lesion_found and roi.crop is None:
         detail = (
             "the segmenter found no lesion, so the whole image was classified: expect markedly"
             " lower accuracy than on a lesion crop"
@@ -280,7 +283,9 @@ def _region(
         return None
     given = prompt if prompt.given else None
     if not segmentation.lesion_found:
-        return RegionOfInterest(lesion_found=False, prompt=given)
+        crop = blobs.get("roi")  # of the caller's box, if one was given
+        bbox = segmentation.bbox if crop else None
+        return RegionOfInterest(lesion_found=False, prompt=given, bbox=bbox, crop=crop)
     return RegionOfInterest(
         lesion_found=True,
         prompt=given,

@@ -6,7 +6,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from branet_segmenter.settings import SegmenterSettings
+from branet_shared.images import roi_crop
+from branet_shared.schemas import BoundingBox
 from tests.images import gray_png
+from tests.models import write_toy_sam
 from tests.unit.gateway.conftest import Gateway, GatewayFactory
 
 
@@ -73,3 +77,23 @@ async def test_bad_points_are_invalid_parameters(gateway_with_sam: Gateway, poin
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_parameter"
     assert gateway_with_sam.stored_files() == []
+
+
+async def test_a_box_sam_finds_nothing_in_is_classified_as_the_lesion_crop(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    gateway = await make_gateway(sam_checkpoint=write_toy_sam(tmp_path, blind=True))
+    response = await gateway.analyse(gray_png(), box="20,20,70,60")
+
+    assert response.status_code == 201, response.text
+    analysis = response.json()
+    roi = analysis["roi"]
+    assert roi["lesion_found"] is False
+    assert roi["mask"] is None
+    assert roi["bbox"] == {"x0": 20, "y0": 20, "x1": 70, "y1": 60}
+    # The caller's box (with the usual margin) was classified: no "whole image" caveat.
+    assert analysis["caveats"] == []
+    crop = await gateway.client.get(roi["crop"]["url"])
+    margin = SegmenterSettings().roi_margin
+    expected = roi_crop(Image.open(io.BytesIO(gray_png())), BoundingBox(**roi["bbox"]), margin)
+    assert Image.open(io.BytesIO(crop.content)).convert("L").tobytes() == expected.tobytes()

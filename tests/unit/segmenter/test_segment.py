@@ -1,5 +1,7 @@
 """Segment Anything wrapped for lesions: model loading, masks, RLE, ROI crops, the lesion rule."""
 
+import base64
+import io
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +181,18 @@ def test_describe_reports_no_lesion_as_such(segmenter: LesionSegmenter) -> None:
     assert answer.lesion_found is False
     assert answer.mask is None
     assert answer.roi_png is None
+
+
+def test_describe_makes_the_callers_box_the_roi_when_nothing_is_found_in_it(
+    segmenter: LesionSegmenter,
+) -> None:
+    box = BoundingBox(x0=10, y0=20, x1=50, y1=40)
+    answer = describe(None, Image.new("L", (100, 80)), segmenter.ref, 0.25, 0.0, given_box=box)
+
+    assert answer.lesion_found is False
+    assert answer.mask is None
+    assert answer.mask_png is None
+    assert answer.bbox == box
+    assert answer.roi_png is not None
+    crop = Image.open(io.BytesIO(base64.b64decode(answer.roi_png)))
+    assert crop.size == (60, 30)  # 40×20 and a quarter of each side around it
