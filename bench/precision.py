@@ -52,12 +52,8 @@ def main() -> None:
         variants["int8 ONNX RT"] = served
     samples, _ = load_samples(args.data)
     images = ImageCache()
-    inputs = torch.cat(
-        [
-            fp32.preprocess(model_input(s, images(s.item.path), fp32.card.roi_margin))
-            for s in samples
-        ]
-    )
+    crops = [model_input(s, images(s.item.path), fp32.card.roi_margin) for s in samples]
+    inputs = torch.cat([fp32.preprocess(crop.image, crop.lesion) for crop in crops])
     reference = predict_all(fp32, inputs)
     print(
         f"{fp32.card.name} {fp32.card.version} on {len(samples)} images of "

@@ -17,6 +17,7 @@ def write_classifier(
     seed: int = 0,
     keep_aspect: bool = False,
     metrics: dict[str, float] | None = None,
+    lesion_channel: bool = False,
 ) -> Path:
     """A ResNet18 classifier card and its fp16 safetensors weights; returns the card's path."""
     torch.manual_seed(seed)
@@ -31,6 +32,7 @@ def write_classifier(
         weights_sha256=sha256_of_file(weights),
         input_size=64,
         keep_aspect=keep_aspect,
+        lesion_channel=lesion_channel,
         metrics=metrics or {},
         description="random weights, for tests only",
     )

@@ -15,14 +15,20 @@ from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from branet_classifier.batching import MicroBatcher
-from branet_classifier.classify import ClassifierRegistry
+from branet_classifier.classify import ClassifierRegistry, LesionCrop, crop_to_lesion
 from branet_classifier.settings import ClassifierSettings
 from branet_shared.errors import (
     IMAGE_UPLOAD_ERRORS,
     ModelUnavailable,
     problem_responses,
 )
-from branet_shared.images import MAX_IMAGE_BYTES, encode_png, validate_image
+from branet_shared.images import (
+    MAX_IMAGE_BYTES,
+    check_prompt_fits,
+    encode_png,
+    parse_box,
+    validate_image,
+)
 from branet_shared.model_files import local_copy
 from branet_shared.schemas import (
     CheckResult,
@@ -30,6 +36,7 @@ from branet_shared.schemas import (
     Liveness,
     Modality,
     ModelsResponse,
+    Prompt,
     Readiness,
     Unavailable,
 )
@@ -44,6 +51,10 @@ RAW_IMAGE_BODY = {
         for media in ("image/png", "image/jpeg", "application/octet-stream")
     },
 }
+BOX_DESCRIPTION = (
+    "the lesion's box in the image, x0,y0,x1,y1: the image is cropped around it with the"
+    " model's margin, as in training; without it the image is classified as it is"
+)
 log = logging.getLogger(__name__)
 
 
@@ -123,20 +134,30 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         data: bytes,
         modality: Modality,
         explain: bool,
+        box: str | None,
     ) -> ClassifyResponse:
         model = registry.models.get(modality)
         if model is None:
             raise ModelUnavailable(f"no {modality.value} classifier: {registry.missing[modality]}")
+        lesion = parse_box(box)
+
+        def lesion_crop() -> LesionCrop:
+            image = validate_image(data).image
+            check_prompt_fits(Prompt(box=lesion), image)
+            return crop_to_lesion(image, lesion, model.card.roi_margin)
+
         if not explain:
             # One thread hop for the CPU work before the model: every hop costs latency.
-            inputs = await anyio.to_thread.run_sync(
-                lambda: model.preprocess(validate_image(data).image)
-            )
+            def preprocess() -> torch.Tensor:
+                crop = lesion_crop()
+                return model.preprocess(crop.image, crop.lesion)
+
+            inputs = await anyio.to_thread.run_sync(preprocess)
             return await batchers[modality].classify(inputs)
-        image = (await anyio.to_thread.run_sync(validate_image, data)).image
+        crop = await anyio.to_thread.run_sync(lesion_crop)
 
         def run() -> ClassifyResponse:
-            result, heatmap = model.explain(image)
+            result, heatmap = model.explain(crop.image, crop.lesion)
             encoded = base64.b64encode(encode_png(heatmap)).decode()
             return result.model_copy(update={"heatmap_png": encoded})
 
@@ -153,9 +174,10 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         file: Annotated[UploadFile, File(description="JPEG or PNG, whole image or ROI crop")],
         modality: Annotated[Modality, Form()],
         explain: Annotated[bool, Form(description="add a Grad-CAM heatmap PNG")] = False,
+        box: Annotated[str | None, Form(description=BOX_DESCRIPTION)] = None,
     ) -> ClassifyResponse:
         data = await file.read(MAX_IMAGE_BYTES + 1)
-        return await classify_image(registry, inference, batchers, data, modality, explain)
+        return await classify_image(registry, inference, batchers, data, modality, explain, box)
 
     @app.post(
         "/v1/classify/{modality}",
@@ -171,9 +193,10 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         batchers: BatchersDep,
         modality: Modality,
         explain: Annotated[bool, Query(description="add a Grad-CAM heatmap PNG")] = False,
+        box: Annotated[str | None, Query(description=BOX_DESCRIPTION)] = None,
     ) -> ClassifyResponse:
         data = await request.body()  # bounded by the body-size middleware
-        return await classify_image(registry, inference, batchers, data, modality, explain)
+        return await classify_image(registry, inference, batchers, data, modality, explain, box)
 
     @app.get("/v1/models")
     async def models(registry: RegistryDep) -> ModelsResponse:

@@ -257,7 +257,7 @@ def write_report(
 
 def main(argv: list[str] | None = None) -> None:
     """`branet-evaluate`: a saved model on any class-folder dataset, as one held-out set."""
-    from branet_classifier.classify import ResNet18Classifier
+    from branet_classifier.classify import LesionCrop, ResNet18Classifier
     from branet_classifier.data import load_samples
     from branet_classifier.training import ImageCache, model_input
 
@@ -277,8 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     truth, probability, uncalibrated, ids = [], [], [], []
     for sample in samples:
         image = images(sample.item.path)
-        crop = image if args.whole_image else model_input(sample, image, margin)
-        result = model.classify(crop)
+        crop = LesionCrop(image) if args.whole_image else model_input(sample, image, margin)
+        result = model.classify(crop.image, crop.lesion)
         truth.append(int(sample.label.value == "malignant"))
         probability.append(result.probabilities.malignant)
         uncalibrated.append(result.probabilities.malignant)

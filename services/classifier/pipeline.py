@@ -335,6 +335,7 @@ def ship(
         temperature=model.temperature,
         roi_margin=config.roi_margin,
         keep_aspect=config.keep_aspect,
+        lesion_channel=config.lesion_channel,
         metrics=metrics,
         description=_describe(config, samples),
         training={**asdict(config), **context},
@@ -388,9 +389,9 @@ in one fold; images filed under both classes dropped).
 ## Input and preprocessing
 The lesion's region of interest (its box plus {card.roi_margin:.0%} context per side, from the
 segmenter or the user's box), or the whole image: grayscale, {_fitting(card)} {card.input_size}×
-{card.input_size}, ImageNet normalisation (`image_to_tensor` + `normalise` in
-`services/classifier/classify.py`, shared by training and serving). Softmax temperature
-{card.temperature:.3f}, fitted on a held-back part of the training data.
+{card.input_size}, ImageNet normalisation (`image_to_tensor` + `model_tensor` in
+`services/classifier/classify.py`, shared by training and serving).{_lesion_channel(card)}
+Softmax temperature {card.temperature:.3f}, fitted on a held-back part of the training data.
 
 ## Training
 `{json.dumps({k: v for k, v in card.training.items() if k != "data"}, default=str)}`
@@ -409,6 +410,14 @@ deduplication or site separation described); those are the numbers to beat.
   removed; a model may still read them.
 - Weights: `{card.weights_file}`, SHA-256 `{card.weights_sha256}` (verified at load).
 """
+
+
+def _lesion_channel(card: ClassifierCard) -> str:
+    if not card.lesion_channel:
+        return ""
+    return """ The third channel marks the
+lesion instead: +1 inside the ellipse inscribed in its box, -1 outside, 0 when no box is
+known (a whole image, or a crop uploaded without one)."""
 
 
 def _limits(card: ClassifierCard) -> str:
@@ -503,6 +512,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="pad the input to a square instead of squashing it, keeping the lesion's shape",
     )
+    parser.add_argument(
+        "--lesion-channel",
+        action="store_true",
+        help="mark the lesion's box (an ellipse in it) in the input's third channel",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
     parser.add_argument("--no-bf16", action="store_true")
@@ -524,6 +538,7 @@ def main(argv: list[str] | None = None) -> None:
         augment=not args.no_augment,
         whole_image_rate=args.whole_image_rate,
         keep_aspect=args.keep_aspect,
+        lesion_channel=args.lesion_channel,
         seed=args.seed,
         device=args.device,
         bf16=not args.no_bf16,

@@ -86,7 +86,7 @@ class TwoViews(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def view(self, image: Image.Image, rng: random.Random) -> torch.Tensor:
         crop = random_crop(image, rng, self.config.min_crop)
-        pixels = augment(image_to_tensor(crop, self.config.input_size), rng)
+        pixels, _ = augment(image_to_tensor(crop, self.config.input_size), rng)
         return normalise(pixels, IMAGENET_MEAN, IMAGENET_STD)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

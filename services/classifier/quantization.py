@@ -150,12 +150,8 @@ def load_inputs(model: ResNet18Classifier, data: Sequence[Path]) -> torch.Tensor
     """Every image of the class folders as the model sees it."""
     samples, _ = load_samples(list(data))
     images = ImageCache()
-    return torch.cat(
-        [
-            model.preprocess(model_input(s, images(s.item.path), model.card.roi_margin))
-            for s in samples
-        ]
-    )
+    crops = [model_input(s, images(s.item.path), model.card.roi_margin) for s in samples]
+    return torch.cat([model.preprocess(crop.image, crop.lesion) for crop in crops])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,15 +22,16 @@ from torchvision.transforms.v2 import functional as tvf
 from tqdm import tqdm
 
 from branet_classifier.classify import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+    LesionCrop,
     build_resnet18,
+    crop_to_lesion,
     image_to_tensor,
-    normalise,
+    lesion_marker,
+    model_tensor,
 )
 from branet_classifier.data import Sample
-from branet_shared.images import roi_crop, validate_image
-from branet_shared.schemas import Label
+from branet_shared.images import validate_image
+from branet_shared.schemas import BoundingBox, Label
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class TrainConfig:
     whole_image_rate: float = 0.15  # how often training sees the whole image, not the ROI
     roi_margin: float = 0.25  # the context the service's ROI crop and evaluation use
     keep_aspect: bool = False  # pad to a square before resizing instead of squashing
+    lesion_channel: bool = False  # mark the lesion's box in the third input channel
+    lesion_unknown_rate: float = 0.2  # how often a crop's marker is withheld in training
     seed: int = 0
     device: str = "auto"
     bf16: bool = True  # autocast on CPUs that have bf16 matrix units
@@ -77,22 +80,29 @@ class ImageCache:
         return self._images[path]
 
 
-def model_input(sample: Sample, image: Image.Image, margin: float) -> Image.Image:
+def model_input(sample: Sample, image: Image.Image, margin: float) -> LesionCrop:
     """What the service classifies: the lesion crop when a box is known, else the image."""
-    return roi_crop(image, sample.lesion, margin) if sample.lesion else image
+    return crop_to_lesion(image, sample.lesion, margin)
 
 
-def augment(pixels: torch.Tensor, rng: random.Random) -> torch.Tensor:
-    """Scanner-like variation on a 1×S×S image in [0, 1]."""
+def augment(
+    pixels: torch.Tensor, rng: random.Random, marker: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Scanner-like variation on a 1×S×S image in [0, 1]; the lesion marker, if any, is
+    flipped, turned and scaled with it."""
+    layers = pixels if marker is None else torch.cat([pixels, marker])
     if rng.random() < 0.5:
-        pixels = tvf.horizontal_flip(pixels)
-    pixels = tvf.affine(
-        pixels,
+        layers = tvf.horizontal_flip(layers)
+    layers = tvf.affine(
+        layers,
         angle=rng.uniform(-12, 12),
         translate=[0, 0],
         scale=rng.uniform(0.9, 1.1),
         shear=[0.0, 0.0],
     )
+    pixels = layers[:1]
+    if marker is not None:
+        marker = (layers[1:] > 0.5).float()
     pixels = pixels.clamp(0, 1) ** rng.uniform(0.7, 1.4)  # gamma: the scanner's curve
     pixels = pixels * rng.uniform(0.75, 1.25) + rng.uniform(-0.08, 0.08)  # gain and offset
     if rng.random() < 0.5:  # multiplicative speckle
@@ -107,7 +117,25 @@ def augment(pixels: torch.Tensor, rng: random.Random) -> torch.Tensor:
         y, x = rng.randint(0, size - h), rng.randint(0, size - w)
         pixels = pixels.clone()
         pixels[:, y : y + h, x : x + w] = rng.random()
-    return pixels.clamp(0, 1)
+    return pixels.clamp(0, 1), marker
+
+
+def perturb_marker(marker: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """Grow, shrink or round off the marker now and then: a user's or the segmenter's box is
+    rarely the annotator's."""
+    if rng.random() < 0.5:
+        radius = rng.choice([-4, -3, -2, -1, 1, 2, 3, 4])
+        size = 2 * abs(radius) + 1
+        pooled = torch.nn.functional.max_pool2d
+        marker = (
+            pooled(marker[None], size, 1, abs(radius))[0]
+            if radius > 0
+            else -pooled(-marker[None], size, 1, abs(radius))[0]
+        )
+    if rng.random() < 0.3:
+        sigma = rng.uniform(1.0, 3.0)
+        marker = (tvf.gaussian_blur(marker, kernel_size=[11, 11], sigma=[sigma] * 2) > 0.5).float()
+    return marker
 
 
 class LesionDataset(Dataset[tuple[torch.Tensor, int]]):
@@ -127,37 +155,46 @@ class LesionDataset(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def crop(self, index: int) -> Image.Image:
+    def crop(self, index: int) -> LesionCrop:
         sample = self.samples[index]
         image = self.images(sample.item.path)
         if not self.train:
             return model_input(sample, image, self.config.roi_margin)
         if sample.lesion is None or self.rng.random() < self.config.whole_image_rate:
-            return image
-        return _random_context(image, sample, self.rng)
+            return LesionCrop(image)  # whole: the service never gets a whole image with a box
+        crop = _random_context(image, sample.lesion, self.rng)
+        if self.config.lesion_channel and self.rng.random() < self.config.lesion_unknown_rate:
+            return LesionCrop(crop.image)  # as when a user uploads a crop without a box
+        return crop
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        pixels = image_to_tensor(self.crop(index), self.config.input_size, self.config.keep_aspect)
-        if self.train and self.config.augment:
-            pixels = augment(pixels, self.rng)
+        config = self.config
+        crop = self.crop(index)
+        pixels = image_to_tensor(crop.image, config.input_size, config.keep_aspect)
+        marker = (
+            lesion_marker(crop, config.input_size, config.keep_aspect)
+            if config.lesion_channel
+            else None
+        )
+        if self.train and config.augment:
+            pixels, marker = augment(pixels, self.rng, marker)
+            if marker is not None:
+                marker = perturb_marker(marker, self.rng)
         label = 1 if self.samples[index].label is Label.MALIGNANT else 0
-        return normalise(pixels, IMAGENET_MEAN, IMAGENET_STD), label
+        return model_tensor(pixels, marker, config.lesion_channel), label
 
 
-def _random_context(image: Image.Image, sample: Sample, rng: random.Random) -> Image.Image:
+def _random_context(image: Image.Image, box: BoundingBox, rng: random.Random) -> LesionCrop:
     """The lesion box with 5 %–70 % context per side, unevenly, clipped to the image."""
-    box = sample.lesion
-    assert box is not None
     w, h = box.x1 - box.x0, box.y1 - box.y0
     left, right, top, bottom = (rng.uniform(0.05, 0.7) for _ in range(4))
-    return image.crop(
-        (
-            max(0, round(box.x0 - left * w)),
-            max(0, round(box.y0 - top * h)),
-            min(image.width, round(box.x1 + right * w)),
-            min(image.height, round(box.y1 + bottom * h)),
-        )
+    x0, y0 = max(0, round(box.x0 - left * w)), max(0, round(box.y0 - top * h))
+    x1, y1 = (
+        min(image.width, round(box.x1 + right * w)),
+        min(image.height, round(box.y1 + bottom * h)),
     )
+    inside = BoundingBox(x0=box.x0 - x0, y0=box.y0 - y0, x1=box.x1 - x0, y1=box.y1 - y0)
+    return LesionCrop(image.crop((x0, y0, x1, y1)), inside)
 
 
 def build_network(config: TrainConfig) -> torch.nn.Module:

@@ -149,7 +149,8 @@ class AnalysisService:
         prompt: Prompt,
         explain: bool,
     ) -> ModelOutcome:
-        """Segment (if asked), then classify the lesion crop if one was found, else the image."""
+        """Segment (if asked), then classify: around the lesion's box if one was found (or, if
+        SAM found nothing in it, the caller's box), else the image as uploaded."""
         # Validation hashed the upload already.
         blobs = [PendingBlob("image", upload.data, upload.content_type, upload.sha256)]
         segmentation, segment_ms = None, None
@@ -164,9 +165,10 @@ class AnalysisService:
                 # Without a lesion found the crop is of the caller's box, if one was given.
                 crop = _decode_png(segmentation.roi_png, "segmenter", "ROI crop")
                 blobs.append(PendingBlob.of("roi", crop, PNG))
-        to_classify = blobs[-1].data  # the lesion crop when there is one, else the image
+        # The classifier crops around the box itself, with its model's margin, as in training.
+        lesion = segmentation.bbox if segmentation is not None else None
         started = time.perf_counter()
-        classification = await self.classifier.classify(to_classify, modality, explain)
+        classification = await self.classifier.classify(upload.data, modality, explain, lesion)
         if classification.heatmap_png is not None:
             heatmap = _decode_png(classification.heatmap_png, "classifier", "heatmap")
             blobs.append(PendingBlob.of("heatmap", heatmap, PNG))

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from branet_shared.errors import ERRORS_BY_CODE, BraNetError, ModelUnavailable
 from branet_shared.schemas import (
+    BoundingBox,
     CheckResult,
     ClassifyResponse,
     Modality,
@@ -151,9 +152,18 @@ class ModelServiceClient:
             )
 
 
+def _box_field(box: BoundingBox) -> str:
+    return f"{box.x0},{box.y0},{box.x1},{box.y1}"
+
+
 class ClassifierClient(ModelServiceClient):
-    async def classify(self, image: bytes, modality: Modality, explain: bool) -> ClassifyResponse:
+    async def classify(
+        self, image: bytes, modality: Modality, explain: bool, lesion: BoundingBox | None = None
+    ) -> ClassifyResponse:
+        """Classify `image`, or, given the lesion's box in it, the classifier's crop around it."""
         fields = {"explain": str(explain).lower()}
+        if lesion is not None:
+            fields["box"] = _box_field(lesion)
         path = f"/v1/classify/{modality.value}"
         return await self._post_image(path, image, fields, ClassifyResponse, raw=True)
 
@@ -162,8 +172,7 @@ class SegmenterClient(ModelServiceClient):
     async def segment(self, image: bytes, modality: Modality, prompt: Prompt) -> SegmentResponse:
         fields = {"modality": modality.value}
         if prompt.box is not None:
-            box = prompt.box
-            fields["box"] = f"{box.x0},{box.y0},{box.x1},{box.y1}"
+            fields["box"] = _box_field(prompt.box)
         if prompt.points:
             fields["points"] = ";".join(f"{p.x},{p.y},{p.label}" for p in prompt.points)
         return await self._post_image("/v1/segment", image, fields, SegmentResponse)

@@ -1,16 +1,21 @@
 """The classifier service's HTTP contract."""
 
+import io
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from branet_classifier.app import create_app
+from branet_classifier.classify import ClassifierCard
 from branet_classifier.settings import ClassifierSettings
+from branet_shared.images import roi_crop
+from branet_shared.schemas import BoundingBox
 from tests.conftest import Serve
-from tests.images import gray_png
+from tests.images import encode, gray_png
 
 
 @pytest.fixture
@@ -89,6 +94,39 @@ async def test_the_image_as_the_body_is_refused_with_a_problem(
     assert response.headers["content-type"].startswith("application/problem+json")
     if code is not None:
         assert response.json()["code"] == code
+
+
+async def test_a_box_is_classified_as_the_crop_around_it(client: httpx.AsyncClient) -> None:
+    image = Image.open(io.BytesIO(gray_png()))
+    box = BoundingBox(x0=30, y0=24, x1=70, y1=56)
+    crop = roi_crop(image, box, ClassifierCard.model_fields["roi_margin"].default)
+
+    with_box = await client.post(
+        "/v1/classify/ultrasound",
+        content=gray_png(),
+        params={"box": "30,24,70,56"},
+        headers={"content-type": "application/octet-stream"},
+    )
+    cropped = await classify(client, encode(crop), "ultrasound")
+    whole = await classify(client, gray_png(), "ultrasound")
+
+    assert with_box.status_code == 200, with_box.text
+    assert with_box.json()["probabilities"] == cropped.json()["probabilities"]
+    assert with_box.json()["probabilities"] != whole.json()["probabilities"]
+
+
+@pytest.mark.parametrize("box", ["0,0,97,80", "10,10,5,5", "a,b,c,d"])
+async def test_a_box_that_does_not_fit_is_an_invalid_parameter(
+    client: httpx.AsyncClient, box: str
+) -> None:
+    response = await client.post(
+        "/v1/classify",
+        files={"file": ("x", gray_png())},
+        data={"modality": "ultrasound", "box": box},
+    )
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_parameter"
 
 
 async def test_ready_when_every_modality_is_loaded(client: httpx.AsyncClient) -> None:

@@ -16,7 +16,7 @@ from branet_classifier.classify import (
     ModelFileError,
     ResNet18Classifier,
 )
-from branet_shared.schemas import Label, Modality
+from branet_shared.schemas import BoundingBox, Label, Modality
 from tests.images import lesion_array
 from tests.models import write_classifier
 
@@ -87,6 +87,23 @@ def test_a_card_that_keeps_the_aspect_pads_a_tall_lesion_instead_of_widening_it(
     assert bright_columns(squashing) == 64
     # 30 of 90 px wide: a third of the 64 columns, black padding either side.
     assert bright_columns(keeping) in (21, 22)
+
+
+def test_a_lesion_channel_card_marks_the_lesion_box_in_the_third_channel(tmp_path: Path) -> None:
+    image = Image.new("L", (80, 80), 128)
+    model = ResNet18Classifier.load(write_classifier(tmp_path, "ultrasound", lesion_channel=True))
+
+    marked = model.preprocess(image, BoundingBox(x0=20, y0=20, x1=60, y1=60))[0]
+    unknown = model.preprocess(image)[0]
+
+    assert torch.equal(marked[0], unknown[0])  # the image itself, as usual
+    assert marked[2, 32, 32] == 1  # inside the ellipse in the box
+    assert marked[2, 2, 2] == marked[2, 14, 14] == -1  # outside the box; in it, off the ellipse
+    assert bool((unknown[2] == 0).all())  # no box: neither lesion nor context
+    assert (
+        model.classify(image).probabilities
+        != model.classify(image, BoundingBox(x0=20, y0=20, x1=60, y1=60)).probabilities
+    )
 
 
 def test_weights_that_do_not_match_the_card_are_refused(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 exactly what it trained on."""
 
 import json
+import random
 import shutil
 from pathlib import Path
 
@@ -22,7 +23,13 @@ from branet_classifier.evaluation import (
 from branet_classifier.evaluation import main as evaluate_main
 from branet_classifier.pipeline import card_markdown, plan_sections
 from branet_classifier.pipeline import main as train_main
-from branet_classifier.training import ImageCache, LesionDataset, TrainConfig, model_input
+from branet_classifier.training import (
+    ImageCache,
+    LesionDataset,
+    TrainConfig,
+    augment,
+    model_input,
+)
 from tests.images import write_class_folders
 
 
@@ -205,17 +212,28 @@ def trained_keeping_aspect(dataset: Path, tmp_path_factory: pytest.TempPathFacto
     return out
 
 
-@pytest.mark.parametrize("run", ["trained", "trained_keeping_aspect"])
+@pytest.fixture(scope="module")
+def trained_with_lesion_channel(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lesion")
+    train_one_epoch(dataset, out / "report", out, "0.0.1-test", 1, False, "--lesion-channel")
+    return out
+
+
+@pytest.mark.parametrize(
+    "run", ["trained", "trained_keeping_aspect", "trained_with_lesion_channel"]
+)
 def test_training_and_serving_preprocess_identically(
     run: str, dataset: Path, request: pytest.FixtureRequest
 ) -> None:
     model = ResNet18Classifier.load(request.getfixturevalue(run) / "models" / "ultrasound.json")
     assert model.card.keep_aspect == (run == "trained_keeping_aspect")
+    assert model.card.lesion_channel == (run == "trained_with_lesion_channel")
     samples, _ = load_samples([dataset])
     config = TrainConfig(
         input_size=model.card.input_size,
         roi_margin=model.card.roi_margin,
         keep_aspect=model.card.keep_aspect,
+        lesion_channel=model.card.lesion_channel,
     )
     images = ImageCache()
     evaluation = LesionDataset(samples, images, config, train=False)
@@ -223,8 +241,23 @@ def test_training_and_serving_preprocess_identically(
     for index in (0, len(samples) - 1):
         trained_on, _ = evaluation[index]
         crop = model_input(samples[index], images(samples[index].item.path), config.roi_margin)
-        served = model.preprocess(crop)[0]
+        served = model.preprocess(crop.image, crop.lesion)[0]
         assert torch.equal(trained_on, served)
+        # With the lesion channel, the third one marks the lesion (+1) and its context (-1).
+        marks = set(served[2].unique().tolist())
+        assert marks == {-1.0, 1.0} if model.card.lesion_channel else len(marks) > 2
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_augmentation_moves_the_lesion_marker_with_the_image(seed: int) -> None:
+    marker = torch.zeros(1, 64, 64)
+    marker[:, 10:30, 8:28] = 1  # off-centre, so a flip or turn shows
+    pixels, moved = augment(marker.clone(), random.Random(seed), marker)
+
+    assert moved is not None
+    bright = pixels > 0.4
+    overlap = (bright & (moved > 0)).sum() / (bright | (moved > 0)).sum()
+    assert float(overlap) > 0.8
 
 
 def test_duplicates_are_dropped_and_conflicts_removed(dataset: Path, tmp_path: Path) -> None:

@@ -46,6 +46,9 @@ async def test_box_prompt_stores_mask_and_crop_and_classifies_the_crop(
 
     assert (await gateway.client.delete(f"/v1/analyses/{analysis['id']}")).status_code == 204
     assert gateway.stored_files() == []
+    # What was classified is that crop: uploaded as it is, it gets the same answer.
+    crop_uploaded = (await gateway.analyse(crop.content)).json()
+    assert crop_uploaded["probabilities"] == analysis["probabilities"]
 
 
 async def test_no_lesion_found_is_reported_not_an_error(gateway_with_sam: Gateway) -> None:
