@@ -17,7 +17,7 @@
 # which left its fine-tuning cut off at the 530 s limit: run B alone, with more workers.
 # Scale by env: ARMS (AB, A or B), EPOCHS, SIZE, JOBS, PRE_EPOCHS, PRE_SIZE, PRE_WORKERS,
 # LIMIT (seconds per arm), WORK, SEED, VERSION (of the card shipped, 1.2.0), EXTRA (more
-# branet-train flags, e.g. "--keep-aspect" or "--cv-with-other-sites").
+# branet-train flags, e.g. "--lesion-channel", "--keep-aspect" or "--cv-with-other-sites").
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
