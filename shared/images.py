@@ -225,17 +225,17 @@ def check_prompt_fits(prompt: Prompt, image: Image.Image) -> None:
         raise InvalidParameter(f"a point lies outside the {image.width}×{image.height} image")
 
 
-def roi_crop(image: Image.Image, box: BoundingBox, margin: float) -> Image.Image:
-    """The box widened by `margin` of its size on each side, clipped to the image.
-
-    The segmenter crops this way for the classifier, and training crops the same way.
-    """
+def roi_rect(image: Image.Image, box: BoundingBox, margin: float) -> tuple[int, int, int, int]:
+    """The box widened by `margin` of its size on each side, clipped to the image."""
     dx, dy = round((box.x1 - box.x0) * margin), round((box.y1 - box.y0) * margin)
-    return image.crop(
-        (
-            max(0, box.x0 - dx),
-            max(0, box.y0 - dy),
-            min(image.width, box.x1 + dx),
-            min(image.height, box.y1 + dy),
-        )
+    return (
+        max(0, box.x0 - dx),
+        max(0, box.y0 - dy),
+        min(image.width, box.x1 + dx),
+        min(image.height, box.y1 + dy),
     )
+
+
+def roi_crop(image: Image.Image, box: BoundingBox, margin: float) -> Image.Image:
+    """The crop of `roi_rect`: the segmenter and the classifier crop this way, as training does."""
+    return image.crop(roi_rect(image, box, margin))

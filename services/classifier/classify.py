@@ -25,7 +25,7 @@ from branet_classifier.int8 import Int8Card, Int8Network, int8_runtime_available
 from branet_shared.checksums import sha256_of_file
 from branet_shared.compilation import compile_frozen
 from branet_shared.hardware import resolve_precision
-from branet_shared.images import roi_crop
+from branet_shared.images import roi_rect
 from branet_shared.schemas import (
     BoundingBox,
     Caveat,
@@ -176,11 +176,10 @@ def crop_to_lesion(image: Image.Image, box: BoundingBox | None, margin: float) -
     box, the image as it is."""
     if box is None:
         return LesionCrop(image)
-    crop = roi_crop(image, box, margin)
-    left = max(0, box.x0 - round((box.x1 - box.x0) * margin))
-    top = max(0, box.y0 - round((box.y1 - box.y0) * margin))
+    rect = roi_rect(image, box, margin)
+    left, top = rect[0], rect[1]
     inside = BoundingBox(x0=box.x0 - left, y0=box.y0 - top, x1=box.x1 - left, y1=box.y1 - top)
-    return LesionCrop(crop, inside)
+    return LesionCrop(image.crop(rect), inside)
 
 
 def lesion_marker(crop: LesionCrop, size: int, keep_aspect: bool) -> torch.Tensor | None:
