@@ -172,7 +172,7 @@ class LesionCrop:
 
 
 def crop_to_lesion(image: Image.Image, box: BoundingBox | None, margin: float) -> LesionCrop:
-    """The box with `margin` of context (`roi_crop`), and the box within that crop; without a
+    """The box with `margin` of context (`roi_rect`), and the box within that crop; without a
     box, the image as it is."""
     if box is None:
         return LesionCrop(image)
@@ -377,7 +377,11 @@ class ResNet18Classifier:
         `lesion`: the lesion's box within `image`, where known."""
         card = self.card
         pixels = image_to_tensor(image, card.input_size, card.keep_aspect)
-        marker = lesion_marker(LesionCrop(image, lesion), card.input_size, card.keep_aspect)
+        marker = (
+            lesion_marker(LesionCrop(image, lesion), card.input_size, card.keep_aspect)
+            if card.lesion_channel
+            else None  # the shipped models do not read it: no ellipse to draw per request
+        )
         return model_tensor(pixels, marker, card.lesion_channel, card.mean, card.std).unsqueeze(0)
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
