@@ -15,6 +15,8 @@
 # Measured on an H200 (2026-11-27): arm A at 160 px, 60 epochs: 134 s; at 224 px, 50 epochs:
 # 173 s. Arm B's pretraining, 250 epochs at 160 px with 6 loader workers beside arm A: 488 s,
 # which left its fine-tuning cut off at the 530 s limit: run B alone, with more workers.
+# With EXTRA="--lesion-channel" (1.2.0, 2026-11-27): arm A alone 265 s; two more seeds'
+# cross-validation and leave-one-site-out at once (two such runs side by side) 245 s, CV only 165 s.
 # Scale by env: ARMS (AB, A or B), EPOCHS, SIZE, JOBS, PRE_EPOCHS, PRE_SIZE, PRE_WORKERS,
 # LIMIT (seconds per arm), WORK, SEED, VERSION (of the card shipped, 1.2.0), EXTRA (more
 # branet-train flags, e.g. "--lesion-channel", "--keep-aspect" or "--cv-with-other-sites").
