@@ -474,6 +474,14 @@ def share(text: str) -> float:
     return value
 
 
+def margin(text: str) -> float:
+    """An argparse type: a share of the box's side, 0 or more."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="branet-train", description=__doc__.split("\n")[0])
     parser.add_argument("--modality", required=True, choices=[m.value for m in Modality])
@@ -513,6 +521,12 @@ def main(argv: list[str] | None = None) -> None:
         help="pad the input to a square instead of squashing it, keeping the lesion's shape",
     )
     parser.add_argument(
+        "--roi-margin",
+        type=margin,
+        default=defaults.roi_margin,
+        help="context around the lesion's box per side, a share of its width and height",
+    )
+    parser.add_argument(
         "--lesion-channel",
         action="store_true",
         help="mark the lesion's box (an ellipse in it) in the input's third channel",
@@ -537,6 +551,7 @@ def main(argv: list[str] | None = None) -> None:
         learning_rate=args.lr,
         augment=not args.no_augment,
         whole_image_rate=args.whole_image_rate,
+        roi_margin=args.roi_margin,
         keep_aspect=args.keep_aspect,
         lesion_channel=args.lesion_channel,
         seed=args.seed,

@@ -215,7 +215,17 @@ def trained_keeping_aspect(dataset: Path, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="module")
 def trained_with_lesion_channel(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("lesion")
-    train_one_epoch(dataset, out / "report", out, "0.0.1-test", 1, False, "--lesion-channel")
+    train_one_epoch(
+        dataset,
+        out / "report",
+        out,
+        "0.0.1-test",
+        1,
+        False,
+        "--lesion-channel",
+        "--roi-margin",
+        "0.5",
+    )
     return out
 
 
@@ -228,6 +238,7 @@ def test_training_and_serving_preprocess_identically(
     model = ResNet18Classifier.load(request.getfixturevalue(run) / "models" / "ultrasound.json")
     assert model.card.keep_aspect == (run == "trained_keeping_aspect")
     assert model.card.lesion_channel == (run == "trained_with_lesion_channel")
+    assert model.card.roi_margin == (0.5 if run == "trained_with_lesion_channel" else 0.25)
     samples, _ = load_samples([dataset])
     config = TrainConfig(
         input_size=model.card.input_size,
