@@ -171,15 +171,21 @@ class LesionCrop:
     lesion: BoundingBox | None = None
 
 
+def crop_around(
+    image: Image.Image, box: BoundingBox, rect: tuple[int, int, int, int]
+) -> LesionCrop:
+    """`image` cut to `rect` (left, top, right, bottom), with the lesion's box moved into it."""
+    left, top = rect[0], rect[1]
+    inside = BoundingBox(x0=box.x0 - left, y0=box.y0 - top, x1=box.x1 - left, y1=box.y1 - top)
+    return LesionCrop(image.crop(rect), inside)
+
+
 def crop_to_lesion(image: Image.Image, box: BoundingBox | None, margin: float) -> LesionCrop:
     """The box with `margin` of context (`roi_rect`), and the box within that crop; without a
     box, the image as it is."""
     if box is None:
         return LesionCrop(image)
-    rect = roi_rect(image, box, margin)
-    left, top = rect[0], rect[1]
-    inside = BoundingBox(x0=box.x0 - left, y0=box.y0 - top, x1=box.x1 - left, y1=box.y1 - top)
-    return LesionCrop(image.crop(rect), inside)
+    return crop_around(image, box, roi_rect(image, box, margin))
 
 
 def lesion_marker(crop: LesionCrop, size: int, keep_aspect: bool) -> torch.Tensor | None:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from branet_classifier.classify import (
     LesionCrop,
     build_resnet18,
+    crop_around,
     crop_to_lesion,
     image_to_tensor,
     lesion_marker,
@@ -188,13 +189,13 @@ def _random_context(image: Image.Image, box: BoundingBox, rng: random.Random) ->
     """The lesion box with 5 %–70 % context per side, unevenly, clipped to the image."""
     w, h = box.x1 - box.x0, box.y1 - box.y0
     left, right, top, bottom = (rng.uniform(0.05, 0.7) for _ in range(4))
-    x0, y0 = max(0, round(box.x0 - left * w)), max(0, round(box.y0 - top * h))
-    x1, y1 = (
+    rect = (
+        max(0, round(box.x0 - left * w)),
+        max(0, round(box.y0 - top * h)),
         min(image.width, round(box.x1 + right * w)),
         min(image.height, round(box.y1 + bottom * h)),
     )
-    inside = BoundingBox(x0=box.x0 - x0, y0=box.y0 - y0, x1=box.x1 - x0, y1=box.y1 - y0)
-    return LesionCrop(image.crop((x0, y0, x1, y1)), inside)
+    return crop_around(image, box, rect)
 
 
 def build_network(config: TrainConfig) -> torch.nn.Module:
