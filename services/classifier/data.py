@@ -8,8 +8,10 @@ gives it.
   label noise, and both are dropped.
 - Patients: BUS-UCLM names them in the file name (`<PATIENT>_<NNN>`); mini-MIAS numbers the
   two breasts of a woman consecutively (mdb001/mdb002). A patient's images are one group.
-- Lesion boxes: from `<name>_mask.png` (ultrasound sets), or from the circle in mini-MIAS's
-  `labels.csv` (whose y axis starts at the bottom).
+- Lesion boxes: from the `<name>_mask*` files (ultrasound sets; several are one box), or from
+  the circle in mini-MIAS's `labels.csv` (whose y axis starts at the bottom).
+- Every image is decoded as the service decodes an upload (`read_image`); one the service would
+  refuse (corrupt, too large, not PNG or JPEG inside) is left out and listed, not fatal.
 """
 
 import csv
@@ -22,7 +24,9 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from branet_shared.datasets import LabelledImage, list_class_folders
+from branet_shared.datasets import LabelledImage, lesion_mask, list_class_folders
+from branet_shared.errors import BraNetError
+from branet_shared.images import validate_image
 from branet_shared.schemas import BoundingBox, Label
 
 log = logging.getLogger(__name__)
@@ -54,11 +58,17 @@ class DatasetSummary:
     conflicting_dropped: list[str] = field(default_factory=list)
     groups: int = 0
     without_lesion_box: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # image: why it was left out
 
 
-def mask_box(mask_path: Path) -> BoundingBox | None:
-    mask = np.asarray(Image.open(mask_path).convert("L")) > 127
-    if not mask.any():
+def read_image(path: Path) -> Image.Image:
+    """A dataset image decoded and normalised as the service does an upload, in grayscale."""
+    return validate_image(path.read_bytes()).image.convert("L")
+
+
+def mask_box(item: LabelledImage, size: tuple[int, int]) -> BoundingBox | None:
+    mask = lesion_mask(item, size)
+    if mask is None:
         return None
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return BoundingBox(x0=int(cols[0]), y0=int(rows[0]), x1=int(cols[-1]) + 1, y1=int(rows[-1]) + 1)
@@ -113,9 +123,19 @@ class _Groups:
 
 
 def load_samples(roots: list[Path]) -> tuple[list[Sample], DatasetSummary]:
-    items = [item for root in roots for item in list_class_folders(root)]
-    summary = DatasetSummary(images=len(items))
-    hashes = [imagehash.phash(Image.open(item.path).convert("L")) for item in items]
+    items, sizes, hashes = [], [], []
+    summary = DatasetSummary()
+    for item in (item for root in roots for item in list_class_folders(root)):
+        try:
+            image = read_image(item.path)
+        except BraNetError as exc:
+            log.warning("%s/%s left out: %s", item.site, item.name, exc.detail)
+            summary.unreadable[f"{item.site}/{item.name}"] = exc.detail
+            continue
+        items.append(item)
+        sizes.append(image.size)
+        hashes.append(imagehash.phash(image))
+    summary.images = len(items)
     bits = np.array([h.hash.flatten() for h in hashes], dtype=bool)
     distances = (bits[:, None, :] != bits[None, :, :]).sum(axis=2)
 
@@ -149,7 +169,7 @@ def load_samples(roots: list[Path]) -> tuple[list[Sample], DatasetSummary]:
             if index in dropped or index in conflicting:
                 continue
             item = items[index]
-            lesion = mask_box(item.mask) if item.mask else mias[item.site].get(item.name)
+            lesion = mask_box(item, sizes[index]) or mias[item.site].get(item.name)
             if lesion is None:
                 summary.without_lesion_box.append(f"{item.site}/{item.name}")
             # Named after the group's root image: twins at two sites share the name.

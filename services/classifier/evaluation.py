@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
+from branet_classifier.data import Sample
+
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int_]
@@ -255,6 +257,14 @@ def write_report(
     return report
 
 
+def _input_of(samples: Sequence[Sample], whole_image: bool, margin: float) -> str:
+    boxless = sum(s.lesion is None for s in samples)
+    if whole_image or boxless == len(samples):
+        return "whole image"
+    crops = f"lesion crop, margin {margin}"
+    return f"{crops}; whole image for the {boxless} without a lesion box" if boxless else crops
+
+
 def main(argv: list[str] | None = None) -> None:
     """`branet-evaluate`: a saved model on any class-folder dataset, as one held-out set."""
     from branet_classifier.classify import LesionCrop, ResNet18Classifier
@@ -294,12 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     write_report(
         args.out,
         f"{model.card.name} {model.card.version} on {', '.join(d.name for d in args.data)}",
-        {
-            "all images": (
-                [fold],
-                {"input": "whole image" if args.whole_image else f"lesion crop, margin {margin}"},
-            )
-        },
+        {"all images": ([fold], {"input": _input_of(samples, args.whole_image, margin)})},
         {
             "model": model.card.name,
             "version": model.card.version,

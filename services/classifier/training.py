@@ -30,8 +30,7 @@ from branet_classifier.classify import (
     lesion_marker,
     model_tensor,
 )
-from branet_classifier.data import Sample
-from branet_shared.images import validate_image
+from branet_classifier.data import Sample, read_image
 from branet_shared.schemas import BoundingBox, Label
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class ImageCache:
 
     def __call__(self, path: Path) -> Image.Image:
         if path not in self._images:
-            self._images[path] = validate_image(path.read_bytes()).image.convert("L")
+            self._images[path] = read_image(path)
         return self._images[path]
 
 

@@ -22,7 +22,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from branet_segmenter.segment import (
     AutomaticSettings,
@@ -32,7 +31,7 @@ from branet_segmenter.segment import (
     bounding_box,
 )
 from branet_shared.allocator import keep_freed_memory
-from branet_shared.datasets import LabelledImage, list_class_folders
+from branet_shared.datasets import LabelledImage, lesion_mask, list_class_folders
 from branet_shared.images import validate_image
 from branet_shared.schemas import BoundingBox, Label, Modality
 
@@ -77,10 +76,9 @@ def evaluate_image(
     automatic: Sequence[AutomaticSettings],
     rng: np.random.Generator,
 ) -> list[Score]:
-    assert item.mask is not None
     upload = validate_image(item.path.read_bytes())
-    truth = np.asarray(Image.open(item.mask).convert("L")) > 127
-    if not truth.any() or truth.shape != (upload.height, upload.width):
+    truth = lesion_mask(item, (upload.width, upload.height))
+    if truth is None:
         return []
     rgb = np.asarray(upload.image.convert("RGB"))
     box = bounding_box(truth)
@@ -185,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         precision=args.precision,
         compiled=args.compile,
     )
-    items = [i for i in list_class_folders(args.data) if i.mask is not None]
+    items = [i for i in list_class_folders(args.data) if i.masks]
     if args.limit is not None:
         items = [i for label in Label for i in [x for x in items if x.label is label][: args.limit]]
     automatic = [

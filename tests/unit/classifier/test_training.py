@@ -175,6 +175,58 @@ def test_evaluate_a_saved_model_on_any_class_folders(
     assert report["sections"]["all images"]["pooled"]["n"] == 12
 
 
+def another_hospitals_layout(dataset: Path, root: Path) -> Path:
+    """The dataset as another hospital might hand it over: capitalised class folders, JPEG
+    images with PNG masks of 0/1 for half of them, no masks for the rest, a corrupt file and a
+    BMP among them."""
+    for label in ("benign", "malignant"):
+        folder = root / label.capitalize()
+        folder.mkdir(parents=True)
+        for index, path in enumerate(sorted((dataset / label).glob("case???.png"))):
+            Image.open(path).save(folder / f"{path.stem}.jpg", quality=95)
+            if index % 2 == 0:
+                mask = np.asarray(Image.open(path.with_name(f"{path.stem}_mask.png"))) > 0
+                Image.fromarray(mask.astype(np.uint8)).save(folder / f"{path.stem}_mask.png")
+    (root / "Benign" / "truncated.jpg").write_bytes(
+        (root / "Benign" / "case000.jpg").read_bytes()[:300]
+    )
+    Image.open(dataset / "benign" / "case000.png").save(root / "Benign" / "scan.bmp")
+    return root
+
+
+def test_evaluate_reads_another_hospitals_layout(
+    trained: Path, dataset: Path, tmp_path: Path
+) -> None:
+    data = another_hospitals_layout(dataset, tmp_path / "site_d")
+
+    evaluate_main(
+        ["--model", str(trained / "models" / "ultrasound.json"), "--data", str(data),
+         "--out", str(tmp_path / "eval")]
+    )  # fmt: skip
+
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    section = report["sections"]["all images"]
+    assert section["pooled"]["n"] == 12  # the twelve JPEGs; the truncated one and the BMP left out
+    assert list(report["deduplication"]["unreadable"]) == ["site_d/truncated"]
+    assert report["deduplication"]["without_lesion_box"] == [
+        f"site_d/case{i:03}" for i in (1, 3, 5, 1, 3, 5)
+    ]
+    assert (
+        section["input"] == "lesion crop, margin 0.25; whole image for the 6 without a lesion box"
+    )
+
+
+def test_sixteen_bit_images_are_deduplicated_on_what_they_show(tmp_path: Path) -> None:
+    root = write_class_folders(tmp_path / "site_16", per_class=3)
+    for path in root.glob("*/case???.png"):  # 8-bit pixels spread over a 12-bit range
+        Image.fromarray(np.asarray(Image.open(path)).astype(np.uint16) * 16).save(path)
+
+    samples, summary = load_samples([root])
+
+    assert len(samples) == 6
+    assert summary.exact_copies_dropped == summary.conflicting_dropped == []
+
+
 def test_shipping_again_without_improvement_keeps_the_old_model(
     trained: Path, dataset: Path
 ) -> None:
