@@ -61,7 +61,7 @@ def main() -> None:
     )
     print(f"{'variant':<14} {'agreement':>9} {'max |dP|':>9} {'mean |dP|':>9}")
     for name, model in variants.items():
-        measured = agreement(reference, predict_all(model, inputs))
+        measured = agreement(reference, predict_all(model, inputs), model.card.decision_threshold)
         labels = measured["label_agreement"]
         verdict = "keeps labels" if labels >= AGREEMENT_FLOOR else "CHANGES labels"
         print(

@@ -140,6 +140,9 @@ class ModelInfo(Schema):
     metrics: dict[str, float] = Field(default_factory=dict)
     description: str = ""
     runtime: str = Field("", description="how it runs here, e.g. 'int8, ONNX Runtime'")
+    decision_threshold: float | None = Field(
+        None, description="a classifier's: the label is malignant from this P(malignant)"
+    )
     caveats: list[Caveat] = Field(default_factory=list, description="on every answer it gives")
 
 
@@ -159,10 +162,20 @@ class ModelsResponse(Schema):
 # --- between the gateway and the model services -------------------------------------------
 
 
+DECISION_THRESHOLD = Field(
+    0.5,
+    description="the label is malignant when P(malignant) is at least this: the model's"
+    " operating point, which weighs both classes equally; below 0.5 where malignant lesions"
+    " are the rarer class in the training data",
+)
+CONFIDENCE = Field(description="the probability of the label")
+
+
 class ClassifyResponse(Schema):
     label: Label
     probabilities: Probabilities
-    confidence: Probability
+    confidence: Probability = CONFIDENCE
+    decision_threshold: Probability = DECISION_THRESHOLD
     model: ModelRef
     inference_ms: float
     heatmap_png: str | None = Field(
@@ -262,7 +275,8 @@ class Analysis(Schema):
     status: Literal["completed"] = "completed"
     label: Label
     probabilities: Probabilities
-    confidence: Probability
+    confidence: Probability = CONFIDENCE
+    decision_threshold: Probability = DECISION_THRESHOLD
     roi: RegionOfInterest | None
     heatmap: StoredBlob | None = Field(
         default=None, description="Grad-CAM of the decision over the classified image"

@@ -18,6 +18,7 @@ def write_classifier(
     keep_aspect: bool = False,
     metrics: dict[str, float] | None = None,
     lesion_channel: bool = False,
+    malignant_prevalence: float | None = None,
 ) -> Path:
     """A ResNet18 classifier card and its fp16 safetensors weights; returns the card's path."""
     torch.manual_seed(seed)
@@ -33,6 +34,7 @@ def write_classifier(
         input_size=64,
         keep_aspect=keep_aspect,
         lesion_channel=lesion_channel,
+        malignant_prevalence=malignant_prevalence,
         metrics=metrics or {},
         description="random weights, for tests only",
     )

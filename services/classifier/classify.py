@@ -8,6 +8,7 @@ and evaluation scripts and the benchmarks all run a model the same way.
 
 import copy
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,6 +65,16 @@ class ClassifierCard(BaseModel):
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     temperature: float = Field(1.0, gt=0, description="softmax temperature from calibration")
+    malignant_prevalence: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="share of malignant images in the training data. Trained with class"
+        " weights, the network answers as if both classes were equally common; its odds are"
+        " moved to this share, so probabilities read at the training sites' prevalence, and"
+        " the label stays the class-weighted decision: malignant from P(malignant) = this"
+        " share. None: probabilities at equal odds, the label at 0.5",
+    )
     roi_margin: float = Field(0.25, ge=0, description="context around the lesion in training")
     keep_aspect: bool = Field(False, description="padded to a square, not squashed, to resize")
     lesion_channel: bool = Field(
@@ -73,6 +84,10 @@ class ClassifierCard(BaseModel):
     description: str = ""
     training: dict[str, Any] = Field(default_factory=dict, description="config, data, commit")
     int8: Int8Card | None = Field(None, description="the weights quantised (branet-quantize)")
+
+    @property
+    def decision_threshold(self) -> float:
+        return self.malignant_prevalence or 0.5
 
     @property
     def roc_auc_ci95(self) -> tuple[float, float] | None:
@@ -100,6 +115,22 @@ def card_caveats(card: ClassifierCard) -> list[Caveat]:
     ]
 
 
+def calibrated_logits(
+    logits: torch.Tensor, temperature: float | torch.Tensor, malignant_prevalence: float | None
+) -> torch.Tensor:
+    """N×2 logits scaled by the temperature, the malignant odds then moved from even to the
+    prevalence the network was trained at (see `ClassifierCard`)."""
+    prior = malignant_prevalence or 0.5
+    shift = torch.tensor([0.0, math.log(prior / (1 - prior))], dtype=logits.dtype)
+    return logits / temperature + shift.to(logits.device)
+
+
+def calibrated_probabilities(
+    logits: torch.Tensor, temperature: float, malignant_prevalence: float | None
+) -> torch.Tensor:
+    return torch.softmax(calibrated_logits(logits, temperature, malignant_prevalence), dim=1)
+
+
 class ModelFileError(Exception):
     """A model is configured but cannot be used; the message says why."""
 
@@ -117,12 +148,16 @@ def serving_precision(requested: ClassifierPrecision, has_int8: bool) -> Serving
     return resolve_precision(requested)
 
 
-def agreement(reference: torch.Tensor, reduced: torch.Tensor) -> dict[str, float]:
-    """Label agreement and |ΔP(malignant)| of two N×2 probability tensors."""
+def agreement(
+    reference: torch.Tensor, reduced: torch.Tensor, threshold: float = 0.5
+) -> dict[str, float]:
+    """Label agreement (malignant from P(malignant) = `threshold`) and |ΔP(malignant)| of two
+    N×2 probability tensors."""
     difference = (reference[:, 1] - reduced[:, 1]).abs()
+    same = (reference[:, 1] >= threshold) == (reduced[:, 1] >= threshold)
     return {
         "images": float(len(reference)),
-        "label_agreement": float((reference.argmax(1) == reduced.argmax(1)).float().mean()),
+        "label_agreement": float(same.float().mean()),
         "max_abs_dp_malignant": float(difference.max()),
         "mean_abs_dp_malignant": float(difference.mean()),
     }
@@ -369,6 +404,7 @@ class ResNet18Classifier:
             metrics=self.card.metrics,
             description=self.card.description,
             runtime=self.runtime,
+            decision_threshold=self.card.decision_threshold,
             caveats=self.caveats,
         )
 
@@ -391,24 +427,25 @@ class ResNet18Classifier:
         return model_tensor(pixels, marker, card.lesion_channel, card.mean, card.std).unsqueeze(0)
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
-        """Class probabilities, N×2, calibrated by the card's temperature."""
+        """Class probabilities, N×2, calibrated by the card's temperature and prevalence."""
         with torch.inference_mode():
             logits = self.serving(batch)
-            probabilities: torch.Tensor = torch.softmax(
-                logits.float() / self.card.temperature, dim=1
+            return calibrated_probabilities(
+                logits.float(), self.card.temperature, self.card.malignant_prevalence
             )
-        return probabilities
 
     def postprocess(self, probabilities: torch.Tensor, inference_ms: float) -> ClassifyResponse:
         benign, malignant = (float(p) for p in probabilities[0].tolist())
         # Renormalise in double precision so the two always sum to exactly 1.
         total = benign + malignant
         probs = Probabilities(benign=benign / total, malignant=malignant / total)
-        label = Label.MALIGNANT if probs.malignant > probs.benign else Label.BENIGN
+        threshold = self.card.decision_threshold
+        label = Label.MALIGNANT if probs.malignant >= threshold else Label.BENIGN
         return ClassifyResponse(
             label=label,
             probabilities=probs,
-            confidence=max(probs.benign, probs.malignant),
+            confidence=probs.malignant if label is Label.MALIGNANT else probs.benign,
+            decision_threshold=threshold,
             model=self.ref,
             inference_ms=inference_ms,
             caveats=self.caveats,

@@ -55,6 +55,7 @@ class FoldResult:
     ids: list[str]
     # The same fold's test images predicted whole, their lesion boxes ignored.
     whole_image: "FoldResult | None" = None
+    threshold: float = 0.5  # malignant from this P(malignant): the model's operating point
 
 
 def expected_calibration_error(truth: IntArray, probability: FloatArray, bins: int = 15) -> float:
@@ -72,9 +73,14 @@ def expected_calibration_error(truth: IntArray, probability: FloatArray, bins: i
 
 
 def binary_metrics(
-    truth: IntArray, probability: FloatArray, uncalibrated: FloatArray | None = None
+    truth: IntArray,
+    probability: FloatArray,
+    uncalibrated: FloatArray | None = None,
+    threshold: float | FloatArray = 0.5,
 ) -> dict[str, Any]:
-    predicted = (probability >= 0.5).astype(int)
+    """Per-class accuracy and the rest at the operating point `threshold` (per image where
+    folds differ); ROC AUC over all thresholds; ECE of the probabilities as they are."""
+    predicted = (probability >= threshold).astype(int)
     (tn, fp), (fn, tp) = confusion_matrix(truth, predicted, labels=[0, 1])
     sensitivity = tp / (tp + fn) if tp + fn else float("nan")
     specificity = tn / (tn + fp) if tn + fp else float("nan")
@@ -100,7 +106,11 @@ def binary_metrics(
 
 
 def bootstrap_intervals(
-    truth: IntArray, probability: FloatArray, seed: int, rounds: int = 1000
+    truth: IntArray,
+    probability: FloatArray,
+    threshold: FloatArray,
+    seed: int,
+    rounds: int = 1000,
 ) -> dict[str, list[float]]:
     """95 % percentile intervals, resampling images with replacement."""
     rng = np.random.default_rng(seed)
@@ -109,7 +119,7 @@ def bootstrap_intervals(
         index = rng.integers(0, len(truth), len(truth))
         if len(set(truth[index].tolist())) < 2:
             continue
-        values = binary_metrics(truth[index], probability[index])
+        values = binary_metrics(truth[index], probability[index], threshold=threshold[index])
         for metric in draws:
             draws[metric].append(values[metric])
     return {metric: _percentile_interval(values) for metric, values in draws.items()}
@@ -127,7 +137,7 @@ def summarise(folds: Sequence[FoldResult], seed: int) -> dict[str, Any]:
         {
             "fold": f.name,
             "temperature": f.temperature,
-            **binary_metrics(f.truth, f.probability, f.uncalibrated),
+            **binary_metrics(f.truth, f.probability, f.uncalibrated, f.threshold),
         }
         for f in folds
     ]
@@ -140,11 +150,12 @@ def summarise(folds: Sequence[FoldResult], seed: int) -> dict[str, Any]:
     truth = np.concatenate([f.truth for f in folds])
     probability = np.concatenate([f.probability for f in folds])
     uncalibrated = np.concatenate([f.uncalibrated for f in folds])
+    threshold = np.concatenate([np.full(len(f.truth), f.threshold) for f in folds])
     return {
         "folds": per_fold,
         "mean_sd": mean_sd,
-        "pooled": binary_metrics(truth, probability, uncalibrated),
-        "pooled_ci95": bootstrap_intervals(truth, probability, seed),
+        "pooled": binary_metrics(truth, probability, uncalibrated, threshold),
+        "pooled_ci95": bootstrap_intervals(truth, probability, threshold, seed),
     }
 
 
@@ -300,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         np.array(uncalibrated),
         model.card.temperature,
         ids,
+        threshold=model.card.decision_threshold,
     )
     write_report(
         args.out,

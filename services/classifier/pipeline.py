@@ -43,7 +43,7 @@ import torch
 from safetensors.torch import save_file
 from sklearn.model_selection import StratifiedGroupKFold
 
-from branet_classifier.classify import ClassifierCard, card_caveats
+from branet_classifier.classify import ClassifierCard, calibrated_probabilities, card_caveats
 from branet_classifier.data import Sample, load_samples
 from branet_classifier.evaluation import FoldResult, write_report
 from branet_classifier.int8 import Int8Card
@@ -111,12 +111,12 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
     fit, calibration = split_calibration(train_samples, config.seed)
     model = train(fit, calibration, config, images, folder / "checkpoint.pt", describe=name)
     crops = logits_of(model.network, test_samples, config, images)
-    result = _fold_result(name, test_samples, crops, model.temperature)
+    result = _fold_result(name, test_samples, crops, model)
     whole: FoldResult | None = None
     if any(s.lesion for s in test_samples):  # without boxes the crops are the whole images
         boxless = [replace(s, lesion=None) for s in test_samples]
         logits = logits_of(model.network, boxless, config, images)
-        whole = _fold_result(name, test_samples, logits, model.temperature)
+        whole = _fold_result(name, test_samples, logits, model)
         result = replace(result, whole_image=whole)
     folder.mkdir(parents=True, exist_ok=True)
     # Weights (for later looks at a fold) before the result, whose presence marks the fold done.
@@ -127,6 +127,7 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
                 "truth": result.truth.tolist(),
                 **_predictions(result),
                 "temperature": result.temperature,
+                "malignant_prevalence": model.malignant_prevalence,
                 "ids": result.ids,
                 "whole_image": None if whole is None else _predictions(whole),
                 "train": len(fit),
@@ -141,15 +142,18 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
 
 
 def _fold_result(
-    name: str, samples: Sequence[Sample], logits: torch.Tensor, temperature: float
+    name: str, samples: Sequence[Sample], logits: torch.Tensor, model: TrainedModel
 ) -> FoldResult:
+    """The test images' P(malignant) as the service would give them, and its label rule."""
+    calibrated = calibrated_probabilities(logits, model.temperature, model.malignant_prevalence)
     return FoldResult(
         name,
         _truth(samples),
-        torch.softmax(logits / temperature, 1)[:, 1].numpy().astype(float),
+        calibrated[:, 1].numpy().astype(float),
         torch.softmax(logits, 1)[:, 1].numpy().astype(float),
-        temperature,
+        model.temperature,
         [f"{s.site}/{s.item.name}" for s in samples],
+        threshold=model.malignant_prevalence,
     )
 
 
@@ -161,7 +165,8 @@ def _predictions(result: FoldResult) -> dict[str, list[float]]:
 
 
 def _saved_result(name: str, data: dict[str, Any]) -> FoldResult:
-    """A fold's result.json read back; folds saved before whole-image testing lack that part."""
+    """A fold's result.json read back; folds saved before whole-image testing lack that part,
+    before the prevalence their probabilities are at even odds, labelled at 0.5."""
 
     def result(predictions: dict[str, Any]) -> FoldResult:
         return FoldResult(
@@ -171,6 +176,7 @@ def _saved_result(name: str, data: dict[str, Any]) -> FoldResult:
             np.array(predictions["uncalibrated"]),
             data["temperature"],
             data["ids"],
+            threshold=data.get("malignant_prevalence") or 0.5,
         )
 
     whole = data.get("whole_image")
@@ -333,6 +339,7 @@ def ship(
         weights_sha256=sha256_of_file(weights),
         input_size=config.input_size,
         temperature=model.temperature,
+        malignant_prevalence=model.malignant_prevalence,
         roi_margin=config.roi_margin,
         keep_aspect=config.keep_aspect,
         lesion_channel=config.lesion_channel,
@@ -392,6 +399,7 @@ segmenter or the user's box), or the whole image: grayscale, {_fitting(card)} {c
 {card.input_size}, ImageNet normalisation (`image_to_tensor` + `model_tensor` in
 `services/classifier/classify.py`, shared by training and serving).{_lesion_channel(card)}
 Softmax temperature {card.temperature:.3f}, fitted on a held-back part of the training data.
+{_prevalence(card)}
 
 ## Training
 `{json.dumps({k: v for k, v in card.training.items() if k != "data"}, default=str)}`
@@ -410,6 +418,16 @@ deduplication or site separation described); those are the numbers to beat.
   removed; a model may still read them.
 - Weights: `{card.weights_file}`, SHA-256 `{card.weights_sha256}` (verified at load).
 """
+
+
+def _prevalence(card: ClassifierCard) -> str:
+    if card.malignant_prevalence is None:
+        return "Probabilities are at even odds (classes weighted equally); the label at 0.5."
+    share = card.malignant_prevalence
+    return f"""Trained with the classes weighted equally, its odds are moved to the training data's
+{100 * share:.1f} % malignant, so that probabilities read at that prevalence; the label is
+malignant from P(malignant) = {share:.3f}, which weighs both classes equally (the operating
+point of the per-class accuracies below)."""
 
 
 def _lesion_channel(card: ClassifierCard) -> str:

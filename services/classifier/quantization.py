@@ -126,7 +126,11 @@ def quantize_model(
     int8 = ResNet18Classifier(
         fp32.card, fp32.network, "int8", int8=Int8Network(out, torch.get_num_threads())
     )
-    measured = agreement(predict_in_batches(fp32, checked), predict_in_batches(int8, checked))
+    measured = agreement(
+        predict_in_batches(fp32, checked),
+        predict_in_batches(int8, checked),
+        fp32.card.decision_threshold,
+    )
     if measured["label_agreement"] < AGREEMENT_FLOOR:
         out.unlink()
         raise ValueError(f"int8 changes labels: agreement {measured['label_agreement']:.4f}")

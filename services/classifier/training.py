@@ -24,6 +24,7 @@ from tqdm import tqdm
 from branet_classifier.classify import (
     LesionCrop,
     build_resnet18,
+    calibrated_logits,
     crop_around,
     crop_to_lesion,
     image_to_tensor,
@@ -213,6 +214,7 @@ class TrainedModel:
     network: torch.nn.Module
     temperature: float
     history: list[dict[str, float]]
+    malignant_prevalence: float  # in the training data: the class weights' and the prior's
 
 
 def _loader(dataset: LesionDataset, config: TrainConfig, shuffle: bool) -> DataLoader[Any]:
@@ -252,6 +254,7 @@ def train(
     loader = _loader(dataset, config, shuffle=True)
     labels = np.array([s.label is Label.MALIGNANT for s in train_samples], dtype=int)
     counts = np.bincount(labels, minlength=2).clip(min=1)
+    prevalence = float(counts[1] / counts.sum())
     weights = torch.tensor(len(labels) / (2 * counts), dtype=torch.float32, device=device)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
     optimizer = torch.optim.AdamW(
@@ -299,8 +302,8 @@ def train(
         if checkpoint is not None:
             _save_checkpoint(checkpoint, network, optimizer, scheduler, dataset, history, epoch + 1)
 
-    temperature = fit_temperature(network, calibration_samples, config, images)
-    return TrainedModel(network.eval(), temperature, history)
+    temperature = fit_temperature(network, calibration_samples, config, images, prevalence)
+    return TrainedModel(network.eval(), temperature, history, prevalence)
 
 
 def warmup_cosine(steps: int, warmup: int) -> Callable[[int], float]:
@@ -359,9 +362,14 @@ def logits_of(
 
 
 def fit_temperature(
-    network: torch.nn.Module, samples: Sequence[Sample], config: TrainConfig, images: ImageCache
+    network: torch.nn.Module,
+    samples: Sequence[Sample],
+    config: TrainConfig,
+    images: ImageCache,
+    malignant_prevalence: float,
 ) -> float:
-    """The softmax temperature minimising NLL on `samples` (Guo et al., 2017)."""
+    """The softmax temperature minimising NLL on `samples` (Guo et al., 2017), with the odds
+    moved to the training prevalence as served (`calibrated_logits`)."""
     if not samples:
         return 1.0
     logits = logits_of(network, samples, config, images)
@@ -371,7 +379,8 @@ def fit_temperature(
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), targets)
+        calibrated = calibrated_logits(logits, log_t.exp(), malignant_prevalence)
+        loss = torch.nn.functional.cross_entropy(calibrated, targets)
         loss.backward()  # type: ignore[no-untyped-call]
         return loss
 

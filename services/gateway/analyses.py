@@ -202,6 +202,7 @@ class AnalysisService:
                 label=result.label,
                 probabilities=result.probabilities,
                 confidence=result.confidence,
+                decision_threshold=result.decision_threshold,
                 roi=roi,
                 heatmap=stored.get("heatmap"),
                 models=StageModels(

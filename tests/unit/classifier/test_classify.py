@@ -36,6 +36,7 @@ def test_a_shipped_model_classifies_gray_and_colour_images(model_dir: Path) -> N
         assert probs.benign + probs.malignant == pytest.approx(1.0, abs=1e-9)
         assert result.label == (Label.MALIGNANT if probs.malignant > probs.benign else Label.BENIGN)
         assert result.confidence == max(probs.benign, probs.malignant)
+        assert result.decision_threshold == 0.5
         assert result.model.name == "test-resnet18-ultrasound"
 
 
@@ -56,6 +57,31 @@ def test_a_model_no_better_than_chance_says_so_with_every_answer(
 
     assert [caveat.code for caveat in result.caveats] == caveats
     assert all("[0.44, 0.66]" in caveat.detail for caveat in result.caveats)
+
+
+def test_a_card_with_a_prevalence_gives_odds_at_it_and_the_even_odds_label(tmp_path: Path) -> None:
+    """Trained with equal class weights, a network answers at even odds; with the training
+    data's prevalence of 20 % malignant, its odds are a quarter of those, the label the same."""
+    for folder in ("even", "rare"):
+        (tmp_path / folder).mkdir()
+    even = ResNet18Classifier.load(write_classifier(tmp_path / "even", "ultrasound"))
+    rare = ResNet18Classifier.load(
+        write_classifier(tmp_path / "rare", "ultrasound", malignant_prevalence=0.2)
+    )
+
+    for seed in range(4):
+        image = Image.fromarray(lesion_array(seed=seed))
+        at_even, at_prevalence = even.classify(image), rare.classify(image)
+        odds_even = at_even.probabilities.malignant / at_even.probabilities.benign
+        odds = at_prevalence.probabilities.malignant / at_prevalence.probabilities.benign
+        assert odds == pytest.approx(odds_even / 4, rel=1e-4)
+        assert at_prevalence.label == at_even.label
+        assert at_prevalence.decision_threshold == 0.2
+        assert at_prevalence.confidence == (
+            at_prevalence.probabilities.malignant
+            if at_prevalence.label is Label.MALIGNANT
+            else at_prevalence.probabilities.benign
+        )
 
 
 def test_the_same_image_gets_the_same_answer(model_dir: Path) -> None:

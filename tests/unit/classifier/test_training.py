@@ -21,7 +21,7 @@ from branet_classifier.evaluation import (
     summarise,
 )
 from branet_classifier.evaluation import main as evaluate_main
-from branet_classifier.pipeline import card_markdown, plan_sections
+from branet_classifier.pipeline import card_markdown, plan_sections, split_calibration
 from branet_classifier.pipeline import main as train_main
 from branet_classifier.training import (
     ImageCache,
@@ -66,7 +66,7 @@ def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_training_writes_the_report_and_a_loadable_model(trained: Path) -> None:
+def test_training_writes_the_report_and_a_loadable_model(trained: Path, dataset: Path) -> None:
     report = json.loads((trained / "report" / "report.json").read_text())
     section = report["sections"]["cv-site_a"]
     for metric in (
@@ -93,6 +93,10 @@ def test_training_writes_the_report_and_a_loadable_model(trained: Path) -> None:
     assert model.card.version == "0.0.1-test"
     assert model.card.training["seed"] == 0
     assert "cv_roc_auc_mean" in model.card.metrics
+    fit, _ = split_calibration(load_samples([dataset])[0], seed=0)
+    assert model.card.malignant_prevalence == pytest.approx(
+        sum(s.label.value == "malignant" for s in fit) / len(fit)
+    )
     metrics = model.card.metrics
     pooled = section["pooled"]["roc_auc"]
     assert metrics["cv_roc_auc_ci95_low"] <= pooled <= metrics["cv_roc_auc_ci95_high"]
@@ -391,6 +395,17 @@ def test_metrics_of_a_known_confusion() -> None:
     assert metrics["benign_accuracy"] == pytest.approx(0.75)
     assert metrics["malignant_accuracy"] == pytest.approx(0.5)
     assert metrics["precision"] == pytest.approx(0.5)
+    assert metrics["roc_auc"] == pytest.approx(7 / 8)
+
+
+def test_metrics_are_taken_at_the_models_operating_point() -> None:
+    truth = np.array([0, 0, 0, 0, 1, 1])
+    probability = np.array([0.1, 0.2, 0.6, 0.3, 0.9, 0.4])
+
+    metrics = binary_metrics(truth, probability, threshold=0.35)
+
+    assert metrics["confusion_matrix"] == [[3, 1], [0, 2]]
+    assert metrics["malignant_accuracy"] == pytest.approx(1.0)
     assert metrics["roc_auc"] == pytest.approx(7 / 8)
 
 
