@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -278,7 +278,7 @@ def _input_of(samples: Sequence[Sample], whole_image: bool, margin: float) -> st
 
 def main(argv: list[str] | None = None) -> None:
     """`branet-evaluate`: a saved model on any class-folder dataset, as one held-out set."""
-    from branet_classifier.classify import LesionCrop, ResNet18Classifier
+    from branet_classifier.classify import ClassifierPrecision, LesionCrop, ResNet18Classifier
     from branet_classifier.data import load_samples
     from branet_classifier.training import ImageCache, model_input
 
@@ -288,10 +288,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--whole-image", action="store_true", help="ignore lesion boxes")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--precision",
+        choices=get_args(ClassifierPrecision),
+        default="auto",
+        help="auto (the default): as the classifier serves it, e.g. the card's int8 file",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    model = ResNet18Classifier.load(args.model)
+    model = ResNet18Classifier.load(args.model, args.precision)
     samples, dedup = load_samples(args.data)
     images = ImageCache()
     margin = model.card.roi_margin
@@ -321,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
             "model": model.card.name,
             "version": model.card.version,
             "sha256": model.card.weights_sha256,
+            "runtime": model.runtime,
             "data": ", ".join(str(d) for d in args.data),
             "deduplication": asdict(dedup),
         },

@@ -177,6 +177,9 @@ def test_evaluate_a_saved_model_on_any_class_folders(
 
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["sections"]["all images"]["pooled"]["n"] == 12
+    # As the classifier serves it by default (`auto`): bf16 where the CPU has it, no int8 file.
+    served = ResNet18Classifier.load(trained / "models" / "ultrasound.json", "auto")
+    assert report["runtime"] == served.runtime
 
 
 def another_hospitals_layout(dataset: Path, root: Path) -> Path:
