@@ -40,9 +40,10 @@ class Problem(Schema):
 class Caveat(Schema):
     """Why a result deserves less trust than its confidence suggests; `code` is stable."""
 
-    code: Literal["model_at_chance", "no_lesion_crop"] = Field(
+    code: Literal["model_at_chance", "no_lesion_crop", "segmenter_unavailable"] = Field(
         description="model_at_chance: the model measured no better than chance;"
-        " no_lesion_crop: the image was classified as uploaded, not a lesion crop"
+        " no_lesion_crop: the image was classified as uploaded, not a lesion crop;"
+        " segmenter_unavailable: the lesion was classified on the caller's box as drawn"
     )
     detail: str
 

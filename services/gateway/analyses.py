@@ -76,6 +76,8 @@ class ModelOutcome:
     blobs: list[PendingBlob]  # the image; mask and crop if a lesion was found; heatmap if asked
     segment_ms: float | None
     classify_ms: float
+    # Why the caller's box was classified as drawn: the segmenter's error, if it failed.
+    unrefined: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,14 +152,23 @@ class AnalysisService:
         explain: bool,
     ) -> ModelOutcome:
         """Segment (if asked), then classify: around the lesion's box if one was found (or, if
-        SAM found nothing in it, the caller's box), else the image as uploaded."""
+        SAM found nothing in it or is unavailable, the caller's box), else the image as
+        uploaded."""
         # Validation hashed the upload already.
         blobs = [PendingBlob("image", upload.data, upload.content_type, upload.sha256)]
-        segmentation, segment_ms = None, None
+        segmentation, segment_ms, unrefined = None, None, None
         if segment:
             started = time.perf_counter()
-            segmentation = await self.segmenter.segment(upload.data, modality, prompt)
+            try:
+                segmentation = await self.segmenter.segment(upload.data, modality, prompt)
+            except ModelUnavailable as exc:
+                if prompt.box is None:  # nothing else says where the lesion is
+                    raise
+                # The caller's box is what the classifier needs; SAM only tightens it.
+                log.warning("segmenter unavailable, classifying the caller's box: %s", exc.detail)
+                unrefined = exc.detail
             segment_ms = _ms_since(started)
+        if segmentation is not None:
             if segmentation.lesion_found:
                 mask = _decode_png(segmentation.mask_png, "segmenter", "mask")
                 blobs.append(PendingBlob.of("mask", mask, PNG))
@@ -166,14 +177,16 @@ class AnalysisService:
                 crop = _decode_png(segmentation.roi_png, "segmenter", "ROI crop")
                 blobs.append(PendingBlob.of("roi", crop, PNG))
         # The classifier crops around the box itself, with its model's margin, as in training.
-        lesion = segmentation.bbox if segmentation is not None else None
+        # Without a segmentation, a box was given only if the segmenter failed on it.
+        lesion = segmentation.bbox if segmentation is not None else prompt.box
         started = time.perf_counter()
         classification = await self.classifier.classify(upload.data, modality, explain, lesion)
         if classification.heatmap_png is not None:
             heatmap = _decode_png(classification.heatmap_png, "classifier", "heatmap")
             blobs.append(PendingBlob.of("heatmap", heatmap, PNG))
             classification = classification.model_copy(update={"heatmap_png": None})
-        return ModelOutcome(classification, segmentation, blobs, segment_ms, _ms_since(started))
+        classify_ms = _ms_since(started)
+        return ModelOutcome(classification, segmentation, blobs, segment_ms, classify_ms, unrefined)
 
     async def _store(
         self,
@@ -194,7 +207,7 @@ class AnalysisService:
                 await self.blobs.put(key, blob.data, blob.content_type)
             stored = {blob.kind: blob.describe(analysis_id) for blob in outcome.blobs}
             result = outcome.classification
-            roi = _region(outcome.segmentation, prompt, stored)
+            roi = _region(outcome, prompt, stored)
             analysis = Analysis(
                 id=analysis_id,
                 owner=owner,
@@ -209,7 +222,7 @@ class AnalysisService:
                     classifier=result.model,
                     segmenter=outcome.segmentation.model if outcome.segmentation else None,
                 ),
-                caveats=[*result.caveats, *_input_caveats(roi)],
+                caveats=[*result.caveats, *_input_caveats(roi, outcome.unrefined)],
                 image=StoredImage(
                     **stored["image"].model_dump(),
                     width=upload.width,
@@ -262,8 +275,17 @@ class AnalysisService:
         return BlobStream(content_type=blob.content_type, chunks=chunks)
 
 
-def _input_caveats(roi: RegionOfInterest | None) -> list[Caveat]:
+def _input_caveats(roi: RegionOfInterest | None, unrefined: str | None) -> list[Caveat]:
     """The models are trained and measured on lesion crops; say when they got something else."""
+    if unrefined is not None:
+        return [
+            Caveat(
+                code="segmenter_unavailable",
+                detail=f"the segmenter is unavailable ({unrefined}), so the lesion was classified"
+                " on your box as drawn, not on its outline found by SAM: a box that does not"
+                " follow the lesion's edges costs accuracy",
+            )
+        ]
     if roi is None:
         detail = (
             "no lesion region was extracted (extract_roi false), so the image was classified as"
@@ -280,11 +302,13 @@ def _input_caveats(roi: RegionOfInterest | None) -> list[Caveat]:
 
 
 def _region(
-    segmentation: SegmentResponse | None, prompt: Prompt, blobs: dict[BlobKind, StoredBlob]
+    outcome: ModelOutcome, prompt: Prompt, blobs: dict[BlobKind, StoredBlob]
 ) -> RegionOfInterest | None:
-    if segmentation is None:
-        return None
-    given = prompt if prompt.given else None
+    segmentation, given = outcome.segmentation, prompt if prompt.given else None
+    if segmentation is None:  # not asked for, or failed on the caller's box
+        if outcome.unrefined is None:
+            return None
+        return RegionOfInterest(lesion_found=False, prompt=given, bbox=prompt.box)
     if not segmentation.lesion_found:
         crop = blobs.get("roi")  # of the caller's box, if one was given
         bbox = segmentation.bbox if crop else None

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from branet_shared.images import roi_crop
+from branet_shared.schemas import BoundingBox
 from branet_shared.storage.sqlite import SQLiteResultStore
 from tests.images import encode, gray_png, lesion_array, png_bomb
 from tests.models import write_classifier
@@ -218,16 +220,35 @@ async def test_without_a_model_the_answer_is_503_not_a_label(
     assert gateway.stored_files() == []
 
 
-async def test_roi_without_sam_is_503_and_stores_nothing(
+async def test_automatic_roi_without_sam_is_503_and_stores_nothing(
     gateway: Gateway, png_bytes: bytes
 ) -> None:
-    for fields in ({"extract_roi": "true"}, {"box": "10,10,60,60"}):
-        response = await gateway.analyse(png_bytes, **fields)
+    response = await gateway.analyse(png_bytes, extract_roi="true")
 
-        assert response.status_code == 503
-        assert response.json()["code"] == "model_unavailable"
-        assert "SEGMENTER_CHECKPOINT" in response.json()["detail"]
+    assert response.status_code == 503
+    assert response.json()["code"] == "model_unavailable"
+    assert "SEGMENTER_CHECKPOINT" in response.json()["detail"]
     assert gateway.stored_files() == []
+
+
+async def test_a_box_without_sam_classifies_the_box_as_drawn_and_says_so(
+    gateway: Gateway, png_bytes: bytes
+) -> None:
+    response = await gateway.analyse(png_bytes, box="10,10,60,60")
+
+    assert response.status_code == 201, response.text
+    analysis = response.json()
+    assert analysis["roi"]["lesion_found"] is False
+    assert analysis["roi"]["bbox"] == {"x0": 10, "y0": 10, "x1": 60, "y1": 60}
+    assert analysis["models"]["segmenter"] is None
+    [caveat] = analysis["caveats"]
+    assert caveat["code"] == "segmenter_unavailable"
+    assert "SEGMENTER_CHECKPOINT" in caveat["detail"]
+    # What was classified is the box with the model's context, as if uploaded cropped.
+    box = BoundingBox(x0=10, y0=10, x1=60, y1=60)
+    crop = roi_crop(Image.open(io.BytesIO(png_bytes)), box, margin=0.25)
+    cropped = (await gateway.analyse(encode(crop))).json()
+    assert cropped["probabilities"] == analysis["probabilities"]
 
 
 async def test_failed_record_write_leaves_no_orphan_blobs(
