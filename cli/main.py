@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -111,22 +112,26 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json or response.status_code != 201:
         print(json.dumps(body, indent=2))
         return 0 if response.status_code == 201 else 1
-    probs = body["probabilities"]
-    print(
-        f"{args.image.name}: {body['label'].upper()}"
-        f"  (benign {probs['benign']:.1%}, malignant {probs['malignant']:.1%})"
-    )
+    print(describe_analysis(args.image.name, body))
+    return 0
+
+
+def describe_analysis(name: str, body: dict[str, Any]) -> str:
+    """An Analysis for people: the label at the model's threshold, the lesion's box, each
+    caveat in full, the model and the id."""
+    probs, models = body["probabilities"], body["models"]
+    lines = [
+        f"{name}: {body['label'].upper()}  (benign {probs['benign']:.1%}, malignant"
+        f" {probs['malignant']:.1%}; malignant from {body['decision_threshold']:.1%})"
+    ]
     roi = body.get("roi")
     if roi is not None:
-        print(
-            f"lesion found: {roi['lesion_found']}"
-            + (f", box {roi['bbox']}" if roi["lesion_found"] else "")
-        )
-    print(
-        f"model: {body['models']['classifier']['name']} {body['models']['classifier']['version']}"
-    )
-    print(f"id: {body['id']}   total {body['timings']['total_ms']:.0f} ms")
-    return 0
+        box = f", box {roi['bbox']}" if roi.get("bbox") else ""
+        lines.append(f"lesion found: {roi['lesion_found']}{box}")
+    lines += [f"note ({caveat['code']}): {caveat['detail']}" for caveat in body["caveats"]]
+    lines.append(f"model: {models['classifier']['name']} {models['classifier']['version']}")
+    lines.append(f"id: {body['id']}   total {body['timings']['total_ms']:.0f} ms")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:

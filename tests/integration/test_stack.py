@@ -80,6 +80,7 @@ def test_cli_analyze_prints_the_result(
     assert result.returncode == 0, result.stderr
     assert "scan.png: BENIGN" in result.stdout or "scan.png: MALIGNANT" in result.stdout
     assert "test-resnet18-ultrasound" in result.stdout
+    assert "note (no_lesion_crop): " in result.stdout  # a whole image, and the CLI says so
 
 
 def test_before_a_model_ships_the_answer_is_503(
