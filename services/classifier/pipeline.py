@@ -75,6 +75,10 @@ def group_folds(samples: Sequence[Sample], k: int, seed: int) -> list[tuple[list
     ]
 
 
+def splits_seed(config: TrainConfig) -> int:
+    return config.seed if config.split_seed is None else config.split_seed
+
+
 def split_calibration(samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
     """Hold back ~15 % of the training groups to fit the temperature (none if too few)."""
     per_class = min(np.bincount(_truth(samples), minlength=2))
@@ -108,7 +112,7 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
         log.info("%s: already done, reusing %s", name, saved)
         return _saved_result(name, json.loads(saved.read_text()))
     started = time.perf_counter()
-    fit, calibration = split_calibration(train_samples, config.seed)
+    fit, calibration = split_calibration(train_samples, splits_seed(config))
     model = train(fit, calibration, config, images, folder / "checkpoint.pt", describe=name)
     crops = logits_of(model.network, test_samples, config, images)
     result = _fold_result(name, test_samples, crops, model)
@@ -225,7 +229,7 @@ def leave_one_site_out(samples: Sequence[Sample]) -> tuple[list[FoldPlan], dict[
 
 def train_final(samples: Sequence[Sample], config: TrainConfig, images: ImageCache) -> TrainedModel:
     """The model to ship: trained on every sample, its temperature on a held-back part."""
-    fit, calibration = split_calibration(samples, config.seed)
+    fit, calibration = split_calibration(samples, splits_seed(config))
     model = train(fit, calibration, config, images, None, describe="final")
     model.network.cpu()  # it may cross a process boundary
     return model
@@ -550,6 +554,13 @@ def main(argv: list[str] | None = None) -> None:
         help="mark the lesion's box (an ellipse in it) in the input's third channel",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="the folds' and the temperature split's seed (default: --seed); fixed while"
+        " --seed varies, runs share their folds",
+    )
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
     parser.add_argument("--no-bf16", action="store_true")
     parser.add_argument(
@@ -573,6 +584,7 @@ def main(argv: list[str] | None = None) -> None:
         keep_aspect=args.keep_aspect,
         lesion_channel=args.lesion_channel,
         seed=args.seed,
+        split_seed=args.split_seed,
         device=args.device,
         bf16=not args.no_bf16,
         pretrained=args.pretrained,
@@ -596,7 +608,7 @@ def main(argv: list[str] | None = None) -> None:
         "deduplication": asdict(dedup),
     }
     plans = plan_sections(
-        samples, args.cv, args.cv_sites, args.loso, config.seed, args.cv_with_other_sites
+        samples, args.cv, args.cv_sites, args.loso, splits_seed(config), args.cv_with_other_sites
     )
     with FoldRunner(config, work_dir, args.jobs) as runner:
         pending = {name: (runner.folds(folds), notes) for name, (folds, notes) in plans.items()}

@@ -51,7 +51,11 @@ class TrainConfig:
     keep_aspect: bool = False  # pad to a square before resizing instead of squashing
     lesion_channel: bool = False  # mark the lesion's box in the third input channel
     lesion_unknown_rate: float = 0.2  # how often a crop's marker is withheld in training
-    seed: int = 0
+    seed: int = 0  # initial weights, augmentation and batch order
+    # Which images go to which fold and to the temperature's part; None: `seed`. Fixed while
+    # `seed` varies, runs differ only by chance in training, so that they can be compared
+    # fold by fold or averaged.
+    split_seed: int | None = None
     device: str = "auto"
     bf16: bool = True  # autocast on CPUs that have bf16 matrix units
     pretrained: str | None = None

@@ -21,7 +21,12 @@ from branet_classifier.evaluation import (
     summarise,
 )
 from branet_classifier.evaluation import main as evaluate_main
-from branet_classifier.pipeline import card_markdown, plan_sections, split_calibration
+from branet_classifier.pipeline import (
+    card_markdown,
+    group_folds,
+    plan_sections,
+    split_calibration,
+)
 from branet_classifier.pipeline import main as train_main
 from branet_classifier.training import (
     ImageCache,
@@ -232,6 +237,24 @@ def test_sixteen_bit_images_are_deduplicated_on_what_they_show(tmp_path: Path) -
 
     assert len(samples) == 6
     assert summary.exact_copies_dropped == summary.conflicting_dropped == []
+
+
+def test_runs_at_other_seeds_can_share_their_folds(
+    trained: Path, dataset: Path, tmp_path: Path
+) -> None:
+    def folds(report: Path) -> dict[str, int]:
+        section = json.loads((report / "report.json").read_text())["sections"]["cv-site_a"]
+        return dict(section["fold_of_image"])
+
+    samples, _ = load_samples([dataset])
+    assert group_folds(samples, 2, seed=5) != group_folds(samples, 2, seed=0)  # else no test
+
+    train_one_epoch(dataset, tmp_path / "r", tmp_path, "0.0.9", 1, False, "--seed", "5",
+                    "--split-seed", "0")  # fmt: skip
+
+    assert folds(tmp_path / "r") == folds(trained / "report")
+    card = ClassifierCard.model_validate_json((tmp_path / "models" / "ultrasound.json").read_text())
+    assert (card.training["seed"], card.training["split_seed"]) == (5, 0)
 
 
 def test_shipping_again_without_improvement_keeps_the_old_model(
