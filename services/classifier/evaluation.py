@@ -36,6 +36,7 @@ METRICS = (
     "f1",
     "roc_auc",
     "ece",
+    "ece_if_calibrated",
     "ece_uncalibrated",
 )
 # The binned calibration error is biased upward on a resample (its repeated images fill the
@@ -70,6 +71,18 @@ def expected_calibration_error(truth: IntArray, probability: FloatArray, bins: i
         if chosen.any():
             error += chosen.mean() * abs(correct[chosen].mean() - confidence[chosen].mean())
     return float(error)
+
+
+def ece_if_calibrated(probability: FloatArray, seed: int, draws: int = 200) -> float:
+    """The ECE a perfectly calibrated model giving these probabilities would show on as many
+    images (labels drawn from the probabilities): what `ece` reads from noise alone."""
+    rng = np.random.default_rng(seed)
+    return statistics.fmean(
+        expected_calibration_error(
+            (rng.random(len(probability)) < probability).astype(int), probability
+        )
+        for _ in range(draws)
+    )
 
 
 def binary_metrics(
@@ -138,6 +151,7 @@ def summarise(folds: Sequence[FoldResult], seed: int) -> dict[str, Any]:
             "fold": f.name,
             "temperature": f.temperature,
             **binary_metrics(f.truth, f.probability, f.uncalibrated, f.threshold),
+            "ece_if_calibrated": ece_if_calibrated(f.probability, seed),
         }
         for f in folds
     ]
@@ -154,7 +168,8 @@ def summarise(folds: Sequence[FoldResult], seed: int) -> dict[str, Any]:
     return {
         "folds": per_fold,
         "mean_sd": mean_sd,
-        "pooled": binary_metrics(truth, probability, uncalibrated, threshold),
+        "pooled": binary_metrics(truth, probability, uncalibrated, threshold)
+        | {"ece_if_calibrated": ece_if_calibrated(probability, seed)},
         "pooled_ci95": bootstrap_intervals(truth, probability, threshold, seed),
     }
 

@@ -693,6 +693,7 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
             "specificity",
             "f1",
             "ece",
+            "ece_if_calibrated",
         ):
             if name in means:
                 metrics[f"cv_{name}_mean"] = round(means[name]["mean"], 4)

@@ -17,6 +17,7 @@ from branet_classifier.data import load_samples
 from branet_classifier.evaluation import (
     FoldResult,
     binary_metrics,
+    ece_if_calibrated,
     expected_calibration_error,
     summarise,
 )
@@ -83,6 +84,7 @@ def test_training_writes_the_report_and_a_loadable_model(trained: Path, dataset:
         "f1",
         "roc_auc",
         "ece",
+        "ece_if_calibrated",
     ):
         assert metric in section["folds"][0]
         assert metric in section["pooled"]
@@ -433,6 +435,19 @@ def test_metrics_are_taken_at_the_models_operating_point() -> None:
     assert metrics["confusion_matrix"] == [[3, 1], [0, 2]]
     assert metrics["malignant_accuracy"] == pytest.approx(1.0)
     assert metrics["roc_auc"] == pytest.approx(7 / 8)
+
+
+def test_a_calibrated_models_calibration_error_is_mostly_noise_on_a_fold() -> None:
+    rng = np.random.default_rng(0)
+    probability = rng.uniform(0, 1, 120)
+    truth = (rng.random(120) < probability).astype(int)  # calibrated by construction
+
+    floor = ece_if_calibrated(probability, seed=1)
+
+    # On 120 images noise alone reads as ~0.1 of miscalibration; on 100 times more, a tenth.
+    assert expected_calibration_error(truth, probability) == pytest.approx(floor, abs=0.05)
+    assert floor > 0.05
+    assert ece_if_calibrated(np.tile(probability, 100), seed=1) < floor / 5
 
 
 def test_calibration_error_is_zero_when_confidence_matches_accuracy() -> None:
