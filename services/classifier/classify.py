@@ -87,6 +87,7 @@ class ClassifierCard(BaseModel):
 
     @property
     def decision_threshold(self) -> float:
+        """The prevalence the odds are moved to and the label drawn at; 0.5 without one."""
         return self.malignant_prevalence or 0.5
 
     @property
@@ -116,19 +117,18 @@ def card_caveats(card: ClassifierCard) -> list[Caveat]:
 
 
 def calibrated_logits(
-    logits: torch.Tensor, temperature: float | torch.Tensor, malignant_prevalence: float | None
+    logits: torch.Tensor, temperature: float | torch.Tensor, prevalence: float
 ) -> torch.Tensor:
     """N×2 logits scaled by the temperature, the malignant odds then moved from even to the
-    prevalence the network was trained at (see `ClassifierCard`)."""
-    prior = malignant_prevalence or 0.5
-    shift = torch.tensor([0.0, math.log(prior / (1 - prior))], dtype=logits.dtype)
+    `prevalence` the network was trained at (see `ClassifierCard`; 0.5 leaves them even)."""
+    shift = torch.tensor([0.0, math.log(prevalence / (1 - prevalence))], dtype=logits.dtype)
     return logits / temperature + shift.to(logits.device)
 
 
 def calibrated_probabilities(
-    logits: torch.Tensor, temperature: float, malignant_prevalence: float | None
+    logits: torch.Tensor, temperature: float, prevalence: float
 ) -> torch.Tensor:
-    return torch.softmax(calibrated_logits(logits, temperature, malignant_prevalence), dim=1)
+    return torch.softmax(calibrated_logits(logits, temperature, prevalence), dim=1)
 
 
 class ModelFileError(Exception):
@@ -431,7 +431,7 @@ class ResNet18Classifier:
         with torch.inference_mode():
             logits = self.serving(batch)
             return calibrated_probabilities(
-                logits.float(), self.card.temperature, self.card.malignant_prevalence
+                logits.float(), self.card.temperature, self.card.decision_threshold
             )
 
     def postprocess(self, probabilities: torch.Tensor, inference_ms: float) -> ClassifyResponse:
