@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from branet_shared.errors import (
@@ -223,6 +224,13 @@ def check_prompt_fits(prompt: Prompt, image: Image.Image) -> None:
         raise InvalidParameter(f"box lies outside the {image.width}×{image.height} image")
     if any(p.x >= image.width or p.y >= image.height for p in prompt.points):
         raise InvalidParameter(f"a point lies outside the {image.width}×{image.height} image")
+
+
+def bounding_box(mask: npt.NDArray[np.bool_]) -> BoundingBox:
+    """The smallest box holding every true pixel of a non-empty mask (x1, y1 exclusive)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return BoundingBox(x0=int(cols[0]), y0=int(rows[0]), x1=int(cols[-1]) + 1, y1=int(rows[-1]) + 1)
 
 
 def roi_rect(image: Image.Image, box: BoundingBox, margin: float) -> tuple[int, int, int, int]:

@@ -26,7 +26,7 @@ from PIL import Image
 
 from branet_shared.datasets import LabelledImage, lesion_mask, list_class_folders
 from branet_shared.errors import BraNetError
-from branet_shared.images import validate_image
+from branet_shared.images import bounding_box, validate_image
 from branet_shared.schemas import BoundingBox, Label
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,7 @@ def read_image(path: Path) -> Image.Image:
 
 def mask_box(item: LabelledImage, size: tuple[int, int]) -> BoundingBox | None:
     mask = lesion_mask(item, size)
-    if mask is None:
-        return None
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return BoundingBox(x0=int(cols[0]), y0=int(rows[0]), x1=int(cols[-1]) + 1, y1=int(rows[-1]) + 1)
+    return None if mask is None else bounding_box(mask)
 
 
 def mias_boxes(root: Path) -> dict[str, BoundingBox]:

@@ -28,11 +28,10 @@ from branet_segmenter.segment import (
     BoolMask,
     LesionSegmenter,
     Segmentation,
-    bounding_box,
 )
 from branet_shared.allocator import keep_freed_memory
 from branet_shared.datasets import LabelledImage, lesion_mask, list_class_folders
-from branet_shared.images import validate_image
+from branet_shared.images import bounding_box, validate_image
 from branet_shared.schemas import BoundingBox, Label, Modality
 
 

@@ -39,7 +39,7 @@ from branet_segmenter.acceleration import (
 )
 from branet_segmenter.checkpoints import OFFICIAL_CHECKPOINTS
 from branet_shared.checksums import sha256_of_file
-from branet_shared.images import ValidatedImage, encode_png, roi_crop
+from branet_shared.images import ValidatedImage, bounding_box, encode_png, roi_crop
 from branet_shared.schemas import (
     BoundingBox,
     Mask,
@@ -70,12 +70,6 @@ def encode_rle(mask: BoolMask) -> Mask:
     if flat.size and flat[0] == 1:
         counts = [0, *counts]
     return Mask(size=(mask.shape[0], mask.shape[1]), counts=counts)
-
-
-def bounding_box(mask: BoolMask) -> BoundingBox:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return BoundingBox(x0=int(cols[0]), y0=int(rows[0]), x1=int(cols[-1]) + 1, y1=int(rows[-1]) + 1)
 
 
 def lesion_likeness(mask: BoolMask, gray: npt.NDArray[np.uint8], modality: Modality) -> float:

@@ -16,13 +16,12 @@ from branet_segmenter.segment import (
     Embedding,
     EmbeddingCache,
     LesionSegmenter,
-    bounding_box,
     describe,
     encode_rle,
     lesion_likeness,
     lesion_point_grid,
 )
-from branet_shared.images import roi_crop
+from branet_shared.images import bounding_box, roi_crop
 from branet_shared.schemas import BoundingBox, Modality, Point
 from tests.images import decode_rle, lesion_array
 
