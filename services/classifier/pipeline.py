@@ -6,7 +6,7 @@
 
 1. Deduplicate and group the images (`data.py`).
 2. Per site, stratified 5-fold cross-validation over the groups, with a recorded seed. Inside
-   each training split a stratified ~15 % is held back to fit the softmax temperature; the test
+   each training split a stratified ~15 % is held back to test the softmax temperature; the test
    fold is only ever predicted, never used to choose anything.
 3. With `--loso` and several sites: train on all sites but one, test on that one, for each.
    In 2 and 3 every test image with a lesion box is predicted twice: as its lesion crop, and
@@ -402,7 +402,8 @@ The lesion's region of interest (its box plus {card.roi_margin:.0%} context per 
 segmenter or the user's box), or the whole image: grayscale, {_fitting(card)} {card.input_size}×
 {card.input_size}, ImageNet normalisation (`image_to_tensor` + `model_tensor` in
 `services/classifier/classify.py`, shared by training and serving).{_lesion_channel(card)}
-Softmax temperature {card.temperature:.3f}, fitted on a held-back part of the training data.
+Softmax temperature {card.temperature:.3f}: 1 unless a held-back part of the training data shows
+another fits significantly better (likelihood-ratio test, 5 %).
 {_prevalence(card)}
 
 ## Training

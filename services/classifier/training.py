@@ -372,24 +372,53 @@ def fit_temperature(
     images: ImageCache,
     malignant_prevalence: float,
 ) -> float:
-    """The softmax temperature minimising NLL on `samples` (Guo et al., 2017), with the odds
-    moved to the training prevalence as served (`calibrated_logits`)."""
+    """The softmax temperature for `network`, from its logits on `samples` (`temperature_for`)."""
     if not samples:
         return 1.0
     logits = logits_of(network, samples, config, images)
     targets = torch.tensor([int(s.label is Label.MALIGNANT) for s in samples])
+    return temperature_for(logits, targets, malignant_prevalence)
+
+
+# χ² with one degree of freedom, 95th percentile: the likelihood-ratio test's bar at 5 %.
+CHI2_1DF_95 = 3.841
+
+
+def temperature_for(logits: torch.Tensor, targets: torch.Tensor, prevalence: float) -> float:
+    """The temperature minimising NLL (Guo et al., 2017), the odds moved to `prevalence` as
+    served (`calibrated_logits`) — kept only where it fits significantly better than 1.
+
+    The few dozen images a training fold can hold back rarely show the temperature differs
+    from 1, and an estimate that is mostly noise made test probabilities worse (models/README,
+    "The temperature"); a likelihood-ratio test at 5 % keeps 1 unless the data say otherwise.
+    """
     log_t = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
 
+    def nll(log_temperature: torch.Tensor) -> torch.Tensor:
+        calibrated = calibrated_logits(logits, log_temperature.exp(), prevalence)
+        return torch.nn.functional.cross_entropy(calibrated, targets)
+
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        calibrated = calibrated_logits(logits, log_t.exp(), malignant_prevalence)
-        loss = torch.nn.functional.cross_entropy(calibrated, targets)
+        loss = nll(log_t)
         loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
     optimizer.step(closure)  # type: ignore[no-untyped-call]
-    return float(log_t.detach().exp().clamp(0.05, 20.0))
+    fitted = float(log_t.detach().exp().clamp(0.05, 20.0))
+    with torch.no_grad():
+        gain = float(nll(torch.zeros(1)) - nll(torch.tensor([math.log(fitted)])))
+    likelihood_ratio = 2 * len(targets) * gain
+    keep = likelihood_ratio >= CHI2_1DF_95
+    log.info(
+        "temperature %.3f on %d images: likelihood ratio %.2f against 1, %s",
+        fitted,
+        len(targets),
+        likelihood_ratio,
+        "kept" if keep else "not significant, 1 kept",
+    )
+    return fitted if keep else 1.0
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from branet_classifier.training import (
     TrainConfig,
     augment,
     model_input,
+    temperature_for,
 )
 from tests.images import write_class_folders
 
@@ -448,6 +449,30 @@ def test_a_calibrated_models_calibration_error_is_mostly_noise_on_a_fold() -> No
     assert expected_calibration_error(truth, probability) == pytest.approx(floor, abs=0.05)
     assert floor > 0.05
     assert ece_if_calibrated(np.tile(probability, 100), seed=1) < floor / 5
+
+
+def logits_and_labels(
+    n: int, prevalence: float, overconfidence: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """N×2 logits at even odds whose odds, moved to `prevalence`, are exact once divided by
+    `overconfidence`; labels drawn from those exact probabilities."""
+    generator = torch.Generator().manual_seed(3)
+    margin = torch.randn(n, generator=generator) * 2
+    shift = float(np.log(prevalence / (1 - prevalence)))
+    truth = (torch.rand(n, generator=generator) < torch.sigmoid(margin + shift)).long()
+    logits = torch.stack([torch.zeros(n), margin * overconfidence], dim=1)
+    return logits, truth
+
+
+def test_a_clearly_miscalibrated_model_gets_its_temperature() -> None:
+    logits, truth = logits_and_labels(600, prevalence=0.35, overconfidence=3.0)
+    assert temperature_for(logits, truth, 0.35) == pytest.approx(3.0, rel=0.25)
+
+
+def test_a_temperature_a_few_images_cannot_tell_from_one_stays_one() -> None:
+    # A calibrated model: whatever temperature 60 images suggest is noise.
+    logits, truth = logits_and_labels(60, prevalence=0.35, overconfidence=1.0)
+    assert temperature_for(logits, truth, 0.35) == 1.0
 
 
 def test_calibration_error_is_zero_when_confidence_matches_accuracy() -> None:
