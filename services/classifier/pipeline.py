@@ -6,8 +6,9 @@
 
 1. Deduplicate and group the images (`data.py`).
 2. Per site, stratified 5-fold cross-validation over the groups, with a recorded seed. Inside
-   each training split a stratified ~15 % is held back to test the softmax temperature; the test
-   fold is only ever predicted, never used to choose anything.
+   each training split a stratified ~15 % is held back to fit the softmax temperature (kept only
+   where it fits significantly better than 1); the test fold is only ever predicted, never used
+   to choose anything.
 3. With `--loso` and several sites: train on all sites but one, test on that one, for each.
    In 2 and 3 every test image with a lesion box is predicted twice: as its lesion crop, and
    whole (no box), each in its own report section.
