@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= gateway,classifier,segmenter,train,dev
+EXTRAS ?= gateway,classifier,segmenter,dev
 # Strict editable installs link each file: re-install when a package folder gains or loses one.
-PACKAGE_DIRS := shared shared/storage services/gateway services/classifier services/segmenter cli
+PACKAGE_DIRS := shared runtime services/gateway services/gateway/storage services/classifier \
+	services/segmenter cli training training/classifier training/segmenter
 
 INFRA_VENV ?= .venv-infra
 DOCKERFILES := services/gateway/Dockerfile services/classifier/Dockerfile \
@@ -29,10 +30,11 @@ logs:  ## the services' recent logs (make logs ARGS=-f to follow)
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml $(PACKAGE_DIRS)
+# The services' distribution and, beside it, the training workbench's (training/pyproject.toml).
+$(VENV)/.installed: pyproject.toml training/pyproject.toml $(PACKAGE_DIRS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]' --config-settings editable_mode=strict
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]' -e ./training --config-settings editable_mode=strict
 	touch $@
 
 test: install browser emulators lint static-checks  ## install, lint, type-check, run every test
@@ -41,14 +43,15 @@ test: install browser emulators lint static-checks  ## install, lint, type-check
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy -p branet_shared -p branet_gateway -p branet_classifier -p branet_segmenter -p branet_cli
+	$(BIN)/mypy -p branet_shared -p branet_runtime -p branet_gateway -p branet_classifier \
+		-p branet_segmenter -p branet_cli -p branet_training
 	$(BIN)/mypy tests bench
 
 # The benchmark suite with its peers (Flask, TorchServe: needs Java 17). BENCH_ARGS adds options,
 # e.g. BENCH_ARGS='--image "../shared/data/busi/malignant/malignant (12).png" --data ../shared/data/busi'
 bench: install  ## the benchmark suite: tables on stdout, JSON in bench/results/latest.json
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS),bench]' --config-settings editable_mode=strict
-	$(BIN)/python bench/suite.py --out bench/results/latest.json $(BENCH_ARGS)
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS),bench]' -e ./training --config-settings editable_mode=strict
+	$(BIN)/python -m bench.suite --out bench/results/latest.json $(BENCH_ARGS)
 
 # Deployment files, checked without Docker or Terraform: compose, Dockerfiles, Terraform.
 static-checks: $(INFRA_VENV)/.installed compose-tool

@@ -1,7 +1,7 @@
 """The classifier's inference costs on this machine: preprocessing, single-image and batched
 latency (p50/p95), and peak memory.
 
-    python bench/classifier.py [--model models/ultrasound.json] [--size 128] [--runs 50]
+    python -m bench.classifier [--model models/ultrasound.json] [--size 128] [--runs 50]
         [--precision auto|fp32|bf16|int8] [--compile]
 
 Without --model it measures a ResNet18 with random weights at --size (latency does not depend
@@ -19,14 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from timing import summary, timed_ms
 
-from branet_classifier.classify import (
-    ClassifierCard,
-    ClassifierPrecision,
-    ResNet18Classifier,
-    build_resnet18,
-)
+from bench.timing import summary, timed_ms
+from branet_classifier.classify import ResNet18Classifier
+from branet_classifier.model import ClassifierCard, build_resnet18
+from branet_runtime.precision import Precision
 from branet_shared.schemas import Modality
 
 
@@ -39,9 +36,7 @@ def percentiles(run: Callable[[], object], runs: int) -> tuple[float, float]:
     return times["p50_ms"], times["p95_ms"]
 
 
-def load(
-    model: Path | None, size: int, precision: ClassifierPrecision, compiled: bool
-) -> ResNet18Classifier:
+def load(model: Path | None, size: int, precision: Precision, compiled: bool) -> ResNet18Classifier:
     if model is not None:
         loaded = ResNet18Classifier.load(model, precision, compiled)
         loaded.warm_up()

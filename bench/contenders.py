@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import torch
 from safetensors.torch import load_file
-from serving import RawRequest, Server, free_port
+
+from bench.serving import RawRequest, Server, free_port
 
 PEERS = Path(__file__).parent / "peers"
 

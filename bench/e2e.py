@@ -1,6 +1,6 @@
 """End to end through the gateway on the embedded stack, with the shipped models.
 
-    python bench/e2e.py [--image ../shared/data/busi/benign/"benign (1).png"] [--requests 200]
+    python -m bench.e2e [--image ../shared/data/busi/benign/"benign (1).png"] [--requests 200]
 
 Starts the three services as `branet up` does (fresh ports, a temporary data folder, rate
 limits lifted), then measures classify-only analyses: cold start per service (process start to
@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import numpy as np
 from PIL import Image
-from serving import free_port, peak_rss_mib
-from timing import load_result
 
+from bench.serving import free_port, peak_rss_mib
+from bench.timing import load_result
 from branet_cli.stack import Ports, Stack
 
 

@@ -3,7 +3,7 @@ probability difference against fp32 eager on real images, for bf16 eager, bf16 c
 int8 on ONNX Runtime (the serving default where the card has an int8 artefact), and the speed
 of each.
 
-    python bench/precision.py --model models/ultrasound.json --data ../shared/data/busi
+    python -m bench.precision --model models/ultrasound.json --data ../shared/data/busi
 
 A reduced-precision path is acceptable only with label agreement >= 99.5 %.
 """
@@ -22,8 +22,8 @@ from branet_classifier.classify import (
     ResNet18Classifier,
     agreement,
 )
-from branet_classifier.data import load_samples
-from branet_classifier.training import ImageCache, model_input
+from branet_training.classifier.data import load_samples
+from branet_training.classifier.engine import ImageCache, model_input
 
 
 def median_ms(model: ResNet18Classifier, batch: torch.Tensor, runs: int = 30) -> float:

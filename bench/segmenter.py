@@ -1,6 +1,6 @@
 """SAM's costs on this machine, with random weights of the real architecture.
 
-    python bench/segmenter.py [--model-type vit_b] [--size 1024] [--repeats 3] [--out bench.json]
+    python -m bench.segmenter [--model-type vit_b] [--size 1024] [--repeats 3] [--out bench.json]
 
 Latency does not depend on weight values, so random weights measure what a real checkpoint
 costs. Stages: model load (hash + build + weights), image embedding at --size, a box prompt's
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timing import timed_ms
 
+from bench.timing import timed_ms
+from branet_runtime.allocator import keep_freed_memory
+from branet_runtime.files import sha256_of_file
 from branet_segmenter.segment import BUILDERS, AutomaticSettings, EmbeddingCache, LesionSegmenter
-from branet_shared.allocator import keep_freed_memory
-from branet_shared.checksums import sha256_of_file
 from branet_shared.schemas import BoundingBox, Modality
 
 

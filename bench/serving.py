@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from timing import load_result
+
+from bench.timing import load_result
 
 # A request, given a client: what each contender's HTTP API wants for one image.
 Send = Callable[[httpx.AsyncClient], Any]

@@ -1,7 +1,7 @@
 """BraNet's benchmark suite: every figure the README quotes, in one bounded run.
 
     make bench                     # installs the peers, then runs this with the defaults
-    python bench/suite.py --image IMG --data ../shared/data/busi --out bench/results.json
+    python -m bench.suite --image IMG --data ../shared/data/busi --out bench/results.json
 
 Sections, each a table on stdout and a key in the JSON:
 
@@ -36,19 +36,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from contenders import branet_server, flask_server, torchserve_server
-from e2e import measure_stack, print_stack, synthetic_png
 from PIL import Image
 from segment_anything import SamPredictor
-from serving import measure_server
-from timing import summary, timed_ms
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.contenders import branet_server, flask_server, torchserve_server
+from bench.e2e import measure_stack, print_stack, synthetic_png
+from bench.serving import measure_server
+from bench.timing import summary, timed_ms
 from branet_classifier.classify import ResNet18Classifier
+from branet_runtime.allocator import keep_freed_memory, return_freed_memory
+from branet_runtime.precision import cpu_flags, cpu_has_bf16, cpu_has_vnni, resolve_precision
 from branet_segmenter.acceleration import accelerate
 from branet_segmenter.segment import BUILDERS
-from branet_shared.allocator import keep_freed_memory, return_freed_memory
-from branet_shared.hardware import cpu_flags, cpu_has_bf16, cpu_has_vnni, resolve_precision
 from branet_shared.images import validate_image
 
 Row = dict[str, Any]

@@ -66,6 +66,13 @@ class ModelUnavailable(BraNetError):
     status, code, title = 503, "model_unavailable", "Model unavailable"
 
 
+class ModelFileError(ModelUnavailable):
+    """A model file or checkpoint is configured but cannot be used (missing, not the one its
+    card or setting pins, unreadable); the message says why. Its service stays up, not ready."""
+
+    title = "Model file unusable"
+
+
 class StoreUnavailable(BraNetError):
     status, code, title = 503, "store_unavailable", "Storage unavailable"
 

@@ -83,7 +83,7 @@ def validate_image(
         check_png_structure(data)
     image = _decode(data, fmt, max_pixels)
     return ValidatedImage(
-        data=data, format=fmt, sha256=hashlib.sha256(data).hexdigest(), image=normalise(image)
+        data=data, format=fmt, sha256=hashlib.sha256(data).hexdigest(), image=to_8bit_mode(image)
     )
 
 
@@ -139,7 +139,7 @@ def _decode(data: bytes, fmt: ImageFormat, max_pixels: int) -> Image.Image:
         raise InvalidImage(f"the {fmt.upper()} file is truncated or corrupt ({exc})") from None
 
 
-def normalise(image: Image.Image) -> Image.Image:
+def to_8bit_mode(image: Image.Image) -> Image.Image:
     """Bring any decoded mode to 8-bit `L` (grayscale sources) or `RGB` (colour sources)."""
     mode = image.mode
     if mode == "L":

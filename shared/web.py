@@ -1,14 +1,18 @@
 """What every BraNet service has in common: the app object, its middleware, and how it runs."""
 
-from collections.abc import Callable, Collection
+import argparse
+import importlib.metadata
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +22,18 @@ from branet_shared.schemas import CheckResult, Readiness
 
 REQUEST_ID_HEADER = "X-Request-ID"
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("branet")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "0.0.0"
+
+
+# Every service reports the version of the code it runs: the one in pyproject.toml.
+VERSION = _package_version()
 
 
 class BodySizeLimitMiddleware:
@@ -101,12 +117,12 @@ class SecurityHeadersMiddleware:
 
 
 def create_service_app(
-    *, title: str, version: str, description: str, lifespan: Lifespan, max_body_bytes: int
+    *, title: str, description: str, lifespan: Lifespan, max_body_bytes: int
 ) -> FastAPI:
     """A FastAPI app with offline docs, problem+json errors, request ids and a body limit."""
     app = FastAPIOffline(
         title=title,
-        version=version,
+        version=VERSION,
         description=description,
         lifespan=lifespan,
         redoc_url=None,
@@ -155,4 +171,53 @@ def run_service(
         proxy_headers=True,
         forwarded_allow_ips=trusted_proxies,
         timeout_graceful_shutdown=20,  # Cloud Run gives 10 s after SIGTERM; locally, be patient
+    )
+
+
+def environment_help(settings: type[BaseSettings]) -> str:
+    """Every environment variable `settings` reads, with its default and meaning."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    lines = ["environment (or a .env file):"]
+    for name, field in settings.model_fields.items():
+        alias = field.validation_alias
+        names = (
+            [str(choice) for choice in alias.choices]
+            if isinstance(alias, AliasChoices)
+            else [f"{prefix}{name}".upper()]
+        )
+        default = "(computed)" if field.default_factory is not None else repr(field.default)
+        lines.append(f"  {' or '.join(names)}  default {default}")
+        if field.description:
+            lines.append(f"      {field.description}")
+    return "\n".join(lines)
+
+
+def service_main(
+    create_app: Callable[[SettingsT], FastAPI],
+    settings_type: type[SettingsT],
+    *,
+    service: str,
+    description: str,
+    trusted_proxies: Callable[[SettingsT], str] = lambda _: "127.0.0.1",
+    argv: Sequence[str] | None = None,
+) -> None:
+    """`branet-<service>`: with `--help`, what it is and every setting with its default;
+    else the service, configured by its environment."""
+    parser = argparse.ArgumentParser(
+        prog=f"branet-{service}",
+        description=description,
+        epilog=environment_help(settings_type),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=VERSION)
+    parser.parse_args(argv)
+    settings = settings_type()
+    host, port, log_level = (getattr(settings, key) for key in ("host", "port", "log_level"))
+    run_service(
+        lambda: create_app(settings),
+        service=service,
+        host=host,
+        port=port,
+        log_level=log_level,
+        trusted_proxies=trusted_proxies(settings),
     )

@@ -1,13 +1,16 @@
 """Model files for tests: real architectures, seeded random weights, written like shipped ones."""
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
-from branet_classifier.classify import ClassifierCard, build_resnet18
+from branet_classifier.model import ClassifierCard, build_resnet18
+from branet_runtime.files import sha256_of_file
+from branet_runtime.service import AnyTask, ModelRuntime
 from branet_segmenter.segment import build_toy_sam
-from branet_shared.checksums import sha256_of_file
 from branet_shared.schemas import Modality
 
 
@@ -62,3 +65,10 @@ def write_toy_sam(folder: Path, seed: int = 0, blind: bool = False) -> Path:
                 value.zero_() if name.endswith("weight") else value.fill_(-1.0)
     torch.save(state, path)
     return path
+
+
+def loaded_runtime(service: str, tasks: Sequence[AnyTask]) -> ModelRuntime:
+    """The runtime a model service holds once its lifespan has loaded `tasks`."""
+    runtime = ModelRuntime(service, tasks, ThreadPoolExecutor(1))  # threads start on first use
+    runtime.load()
+    return runtime

@@ -11,33 +11,11 @@ records its label agreement with fp32.
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 try:
     import onnxruntime
 except ImportError:  # a slim install without the runtime serves bf16/fp32
     onnxruntime = None
-
-
-class Calibration(BaseModel):
-    """What an int8 artefact's activation ranges were fitted on."""
-
-    images: int
-    seed: int
-    datasets: list[str]
-
-
-class Int8Card(BaseModel):
-    """The int8 artefact of a model card: where it is and how faithful it is to fp32."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    file: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    calibration: Calibration
-    agreement: dict[str, float] = Field(
-        default_factory=dict, description="label agreement and |ΔP(malignant)| against fp32"
-    )
 
 
 def int8_runtime_available() -> bool:

@@ -1,28 +1,22 @@
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from branet_classifier.classify import ClassifierPrecision
+from branet_runtime.precision import Precision
+from branet_runtime.service import ModelServiceSettings
 
 
-class ClassifierSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", env_file=".env", extra="ignore")
+class ClassifierSettings(ModelServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CLASSIFIER_")
 
-    host: str = "127.0.0.1"
     port: int = Field(8082, validation_alias=AliasChoices("CLASSIFIER_PORT", "PORT"))
     model_dir: str | Path = Field(
         "models",
         description="folder with <modality>.json cards and their safetensors: a path or gs://…/",
     )
-    cache_dir: Path = Field(
-        default_factory=lambda: Path.home() / ".cache" / "branet-models",
-        description="where gs:// files land",
-    )
-    torch_threads: int = Field(0, ge=0, description="intra-op threads; 0 = torch's default")
-    max_concurrency: int = Field(1, ge=1, description="inferences run at once per process")
     max_batch: int = Field(8, ge=1, le=64, description="images per forward pass under load")
-    precision: ClassifierPrecision = Field(
+    precision: Precision = Field(
         "auto",
         description="int8: the card's int8 artefact on ONNX Runtime (branet-quantize; about 2x "
         "bf16 on VNNI CPUs, no compilation); bf16: bf16 weights (about 1.5-2x fp32 on AVX-512 "
@@ -35,5 +29,3 @@ class ClassifierSettings(BaseSettings):
         "sizes 1, 2, 4, 8), about 2x faster than eager; costs 15-30 s of start-up, less with a "
         "warm TORCHINDUCTOR_CACHE_DIR",
     )
-    max_body_bytes: int = 10 * 1024 * 1024 + 64 * 1024
-    log_level: str = "INFO"

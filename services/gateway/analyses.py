@@ -20,6 +20,15 @@ import anyio
 import anyio.to_thread
 
 from branet_gateway.model_clients import ClassifierClient, SegmenterClient
+from branet_gateway.storage import (
+    BlobStore,
+    PageCursor,
+    ResultPage,
+    ResultStore,
+    analysis_prefix,
+    blob_key,
+)
+from branet_gateway.storage.base import BlobKind
 from branet_shared.errors import ModelUnavailable, NotFound
 from branet_shared.images import ValidatedImage, check_prompt_fits, validate_image
 from branet_shared.schemas import (
@@ -35,15 +44,6 @@ from branet_shared.schemas import (
     StoredImage,
     Timings,
 )
-from branet_shared.storage import (
-    BlobStore,
-    PageCursor,
-    ResultPage,
-    ResultStore,
-    analysis_prefix,
-    blob_key,
-)
-from branet_shared.storage.base import BlobKind
 
 log = logging.getLogger(__name__)
 PNG = "image/png"

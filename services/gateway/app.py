@@ -17,6 +17,12 @@ from branet_gateway.auth import CurrentUser, FirebaseTokenVerifier
 from branet_gateway.model_clients import ClassifierClient, SegmenterClient
 from branet_gateway.service_auth import GoogleIdTokenAuth
 from branet_gateway.settings import GatewaySettings
+from branet_gateway.storage import BlobStore, ResultStore
+from branet_gateway.storage.base import BlobKind
+from branet_gateway.storage.firestore import FirestoreResultStore
+from branet_gateway.storage.gcs import GCSBlobStore
+from branet_gateway.storage.local import LocalBlobStore
+from branet_gateway.storage.sqlite import SQLiteResultStore
 from branet_shared.errors import (
     IMAGE_UPLOAD_ERRORS,
     InvalidParameter,
@@ -36,16 +42,13 @@ from branet_shared.schemas import (
     ModelsResponse,
     Readiness,
 )
-from branet_shared.storage import BlobStore, ResultStore
-from branet_shared.storage.base import BlobKind
-from branet_shared.storage.firestore import FirestoreResultStore
-from branet_shared.storage.gcs import GCSBlobStore
-from branet_shared.storage.local import LocalBlobStore
-from branet_shared.storage.sqlite import SQLiteResultStore
-from branet_shared.web import create_service_app, readiness_response, run_service
+from branet_shared.web import VERSION, create_service_app, readiness_response, service_main
 
-VERSION = "0.1.0"
 log = logging.getLogger(__name__)
+DESCRIPTION = (
+    "Benign/malignant analysis of breast ultrasound and mammography images. "
+    "Errors are `application/problem+json` with a stable `code`."
+)
 
 
 class State(TypedDict):
@@ -174,11 +177,7 @@ def create_app(
 
     app = create_service_app(
         title="BraNet",
-        version=VERSION,
-        description=(
-            "Benign/malignant analysis of breast ultrasound and mammography images. "
-            "Errors are `application/problem+json` with a stable `code`."
-        ),
+        description=DESCRIPTION,
         lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
     )
@@ -332,13 +331,12 @@ async def _check(probe: Awaitable[None]) -> CheckResult:
     return CheckResult(ok=True)
 
 
-def main() -> None:
-    settings = GatewaySettings()
-    run_service(
-        lambda: create_app(settings),
+def main(argv: list[str] | None = None) -> None:
+    service_main(
+        create_app,
+        GatewaySettings,
         service="gateway",
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        trusted_proxies=settings.trusted_proxies,
+        description=DESCRIPTION,
+        trusted_proxies=lambda settings: settings.trusted_proxies,
+        argv=argv,
     )

@@ -15,7 +15,7 @@ is optional and measured by bench/suite.py against the package's fp32 eager enco
   the rest stays bf16;
 - torch.compile with frozen weights.
 
-The segmenter also keeps freed memory in the process (branet_shared.allocator): the encoder's
+The segmenter also keeps freed memory in the process (branet_runtime.allocator): the encoder's
 buffers of 50-400 MB were otherwise mapped afresh and page-faulted on every call.
 
 On a 2-core AVX-512 BF16 + VNNI CPU, per 1024² ViT-B embedding: the package's fp32 eager
@@ -25,15 +25,14 @@ int8 linear layers on that 2.9-3.0 s (bench/suite.py, with the masks' IoU agains
 
 import types
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from segment_anything.modeling import Sam
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 
-from branet_shared.compilation import compile_frozen
-from branet_shared.hardware import resolve_precision
+from branet_runtime.compilation import compile_frozen
+from branet_runtime.precision import ResolvedPrecision, float_precision
 
 
 def split_heads(attention: Attention, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -139,7 +138,7 @@ class Int8DynamicLinear(torch.nn.Module):
         return product.to(x.dtype).reshape(*x.shape[:-1], -1)
 
 
-def quantise_linears(encoder: torch.nn.Module) -> None:
+def quantize_linears(encoder: torch.nn.Module) -> None:
     """Every linear layer of the ViT blocks (attention and MLP) to `Int8DynamicLinear`."""
     for module in list(encoder.modules()):
         for name, child in module.named_children():
@@ -166,18 +165,7 @@ class FastImageEncoder(torch.nn.Module):
         return features.float()
 
 
-SamPrecision = Literal["auto", "fp32", "bf16", "int8"]
-
-
-def resolve_sam_precision(precision: SamPrecision) -> Literal["fp32", "bf16", "int8"]:
-    """`auto` is bf16 where the CPU has bf16 units, else fp32. int8 is asked for by name: on
-    2 vCPUs it saves 12 % of an embedding (3.24 -> 2.85 s) for about 8 s more compilation at
-    start, and its masks were checked against random weights only (IoU ≥ 0.993), not the
-    released checkpoints."""
-    return "int8" if precision == "int8" else resolve_precision(precision)
-
-
-def accelerate(sam: Sam, precision: Literal["fp32", "bf16", "int8"], compiled: bool) -> Sam:
+def accelerate(sam: Sam, precision: ResolvedPrecision, compiled: bool) -> Sam:
     """`sam` with the fused attention, and its image encoder in `precision`, maybe compiled.
 
     int8 is the linear layers; the rest of the encoder is then bf16 where the CPU has bf16
@@ -187,8 +175,8 @@ def accelerate(sam: Sam, precision: Literal["fp32", "bf16", "int8"], compiled: b
         if isinstance(module, Attention):
             module.forward = types.MethodType(forward, module)
     if precision == "int8":
-        quantise_linears(sam.image_encoder)
-    rest = resolve_precision("auto") if precision == "int8" else precision
+        quantize_linears(sam.image_encoder)
+    rest = float_precision() if precision == "int8" else precision
     dtype = torch.bfloat16 if rest == "bf16" else torch.float32
     if dtype != torch.float32 or compiled:
         sam.image_encoder = FastImageEncoder(sam.image_encoder, dtype, compiled)

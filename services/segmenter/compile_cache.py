@@ -13,7 +13,8 @@ import time
 
 import torch
 
-from branet_segmenter.acceleration import accelerate, resolve_sam_precision
+from branet_runtime.precision import resolve_precision
+from branet_segmenter.acceleration import accelerate
 from branet_segmenter.segment import BUILDERS
 from branet_segmenter.settings import SegmenterSettings
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 def warm_compile_cache(settings: SegmenterSettings) -> float:
     """Compile the encoder the service would compile, with random weights; seconds it took."""
     sam = BUILDERS[settings.model_type]().eval()
-    sam = accelerate(sam, resolve_sam_precision(settings.precision), compiled=True)
+    sam = accelerate(sam, resolve_precision(settings.precision), compiled=True)
     size = sam.image_encoder.img_size
     started = time.perf_counter()
     with torch.inference_mode():

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -30,35 +30,40 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
-from branet_segmenter.acceleration import (
-    FastImageEncoder,
-    Int8DynamicLinear,
-    SamPrecision,
-    accelerate,
-    resolve_sam_precision,
-)
+from branet_runtime.allocator import keep_freed_memory
+from branet_runtime.compilation import warm_up_or_run_eager
+from branet_runtime.files import fetched, sha256_of_file
+from branet_runtime.precision import Precision, resolve_precision
+from branet_segmenter.acceleration import FastImageEncoder, Int8DynamicLinear, accelerate
 from branet_segmenter.checkpoints import OFFICIAL_CHECKPOINTS
-from branet_shared.checksums import sha256_of_file
-from branet_shared.images import ValidatedImage, bounding_box, encode_png, roi_crop
+from branet_shared.errors import ModelFileError
+from branet_shared.images import (
+    ValidatedImage,
+    bounding_box,
+    check_prompt_fits,
+    encode_png,
+    roi_crop,
+    validate_image,
+)
 from branet_shared.schemas import (
     BoundingBox,
     Mask,
     Modality,
+    ModelInfo,
     ModelRef,
     Point,
     Prompt,
     SegmentResponse,
 )
 
+if TYPE_CHECKING:  # the settings module reads `AutomaticSettings` from this one
+    from branet_segmenter.settings import SegmenterSettings
+
 BoolMask = npt.NDArray[np.bool_]
 RGBImage = npt.NDArray[np.uint8]
 
 
 log = logging.getLogger(__name__)
-
-
-class CheckpointError(Exception):
-    """A SAM checkpoint is configured but cannot be used; the message says why."""
 
 
 def encode_rle(mask: BoolMask) -> Mask:
@@ -243,7 +248,7 @@ class LesionSegmenter:
         checkpoint: Path,
         expected_sha256: str | None = None,
         cache: EmbeddingCache | None = None,
-        precision: SamPrecision = "fp32",
+        precision: Precision = "fp32",
         compiled: bool = False,
     ) -> "LesionSegmenter":
         """Build `model_type` from `checkpoint`, refusing any file but the expected one.
@@ -252,14 +257,14 @@ class LesionSegmenter:
         encoder runs in `precision`, compiled or not (see `acceleration`).
         """
         if model_type not in BUILDERS:
-            raise CheckpointError(f"unknown SAM model type {model_type!r}")
+            raise ModelFileError(f"unknown SAM model type {model_type!r}")
         if not checkpoint.is_file():
-            raise CheckpointError(f"SAM checkpoint {checkpoint} does not exist")
+            raise ModelFileError(f"SAM checkpoint {checkpoint} does not exist")
         official = OFFICIAL_CHECKPOINTS.get(model_type)
         expected = expected_sha256 or (official.sha256 if official else None)
         actual = sha256_of_file(checkpoint)
         if expected is not None and actual != expected:
-            raise CheckpointError(
+            raise ModelFileError(
                 f"SAM checkpoint {checkpoint} has SHA-256 {actual[:16]}…, not the "
                 f"{'configured' if expected_sha256 else 'official ' + model_type} one"
             )
@@ -267,11 +272,11 @@ class LesionSegmenter:
             sam = BUILDERS[model_type](checkpoint=str(checkpoint))
         except (RuntimeError, KeyError, OSError, pickle.UnpicklingError) as exc:
             first_line = (str(exc).strip().splitlines() or ["unreadable"])[0]
-            raise CheckpointError(
+            raise ModelFileError(
                 f"{checkpoint} is not a {model_type} SAM checkpoint: {first_line}"
             ) from None
         return cls(
-            accelerate(sam, resolve_sam_precision(precision), compiled), model_type, actual, cache
+            accelerate(sam, resolve_precision(precision), compiled), model_type, actual, cache
         )
 
     @property
@@ -294,21 +299,22 @@ class LesionSegmenter:
         )
 
     def warm_up(self) -> None:
-        """One embedding of a blank image, so compilation happens now, not in a request.
-
-        Where compilation fails (no C++ compiler, an unsupported CPU) the encoder runs eager.
-        """
+        """One embedding of a blank image, so compilation happens now, not in a request;
+        where compilation fails the encoder runs eager."""
         size = self.sam.image_encoder.img_size
         blank = np.zeros((size, size, 3), dtype=np.uint8)
-        try:
+        encoder = self.sam.image_encoder
+        compiled = isinstance(encoder, FastImageEncoder) and encoder.compiled is not None
+
+        def embed_blank() -> None:
             with torch.inference_mode():
                 SamPredictor(self.sam).set_image(blank)
-        except Exception:  # Inductor raises many kinds; any of them means "run eager"
-            encoder = self.sam.image_encoder
-            if not isinstance(encoder, FastImageEncoder) or encoder.compiled is None:
-                raise
-            log.warning("compiling the SAM image encoder failed; running it eager", exc_info=True)
+
+        def run_eager() -> None:
+            assert isinstance(encoder, FastImageEncoder)
             encoder.compiled = None
+
+        warm_up_or_run_eager(embed_blank, compiled, run_eager, "the SAM image encoder")
 
     def _predictor(self, rgb: RGBImage, image_sha256: str) -> SamPredictor:
         """A predictor with the image's embedding, from the cache when it is there."""
@@ -394,10 +400,10 @@ class LesionSegmenter:
             found = self.prompted(rgb, upload.sha256, prompt.box, prompt.points)
         else:
             found = self.automatic(rgb, modality, automatic)
-        return describe(found, upload.image, self.ref, margin, started, prompt.box)
+        return segment_response(found, upload.image, self.ref, margin, started, prompt.box)
 
 
-def describe(
+def segment_response(
     segmentation: Segmentation | None,
     image: Image.Image,
     ref: ModelRef,
@@ -437,3 +443,80 @@ def describe(
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+@dataclass(frozen=True)
+class SegmentationRequest:
+    """One upload to segment: its bytes, as sent, and the prompt, if any."""
+
+    data: bytes
+    modality: Modality
+    prompt: Prompt
+
+
+class SegmenterTask:
+    """The configured SAM as a model-runtime task."""
+
+    def __init__(self, settings: "SegmenterSettings") -> None:
+        self.settings = settings
+        self._segmenter: LesionSegmenter | None = None
+
+    @property
+    def check(self) -> str:
+        return "sam"
+
+    @property
+    def title(self) -> str:
+        return f"sam_{self.settings.model_type}"
+
+    @property
+    def segmenter(self) -> LesionSegmenter:
+        if self._segmenter is None:
+            raise ModelFileError(f"{self.title} is not loaded")
+        return self._segmenter
+
+    def load(self) -> None:
+        settings = self.settings
+        if settings.keep_freed_memory and not keep_freed_memory():
+            log.info("freed memory goes back to the kernel: the C library is not glibc")
+        if settings.checkpoint is None:
+            raise ModelFileError("no SAM checkpoint configured (set SEGMENTER_CHECKPOINT)")
+        checkpoint = fetched(settings.checkpoint, settings.cache_dir)
+        try:
+            self._segmenter = LesionSegmenter.load(
+                settings.model_type,
+                checkpoint,
+                settings.checkpoint_sha256,
+                EmbeddingCache(settings.embedding_cache_entries),
+                settings.precision,
+                settings.compile,
+            )
+        except ModelFileError as exc:
+            raise ModelFileError(f"{exc} (check SEGMENTER_CHECKPOINT)") from None
+
+    def warm_up(self) -> None:
+        self.segmenter.warm_up()
+
+    def run(self, request: SegmentationRequest) -> SegmentResponse:
+        """Validate the upload and segment it: prompted with a box or points, else automatic."""
+        upload = validate_image(request.data)
+        check_prompt_fits(request.prompt, upload.image)
+        return self.segmenter.segment(
+            upload,
+            request.modality,
+            request.prompt,
+            self.settings.automatic,
+            self.settings.roi_margin,
+        )
+
+    @property
+    def info(self) -> ModelInfo:
+        segmenter = self.segmenter
+        return ModelInfo(
+            name=segmenter.ref.name,
+            version=segmenter.ref.version,
+            task="segmentation",
+            architecture=f"segment-anything {self.settings.model_type}",
+            sha256=segmenter.checkpoint_sha256,
+            runtime=segmenter.runtime,
+        )

@@ -2,16 +2,16 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from branet_segmenter.acceleration import SamPrecision
+from branet_runtime.precision import Precision
+from branet_runtime.service import ModelServiceSettings
 from branet_segmenter.segment import AutomaticSettings
 
 
-class SegmenterSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SEGMENTER_", env_file=".env", extra="ignore")
+class SegmenterSettings(ModelServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SEGMENTER_")
 
-    host: str = "127.0.0.1"
     port: int = Field(8081, validation_alias=AliasChoices("SEGMENTER_PORT", "PORT"))
     model_type: Literal["vit_b", "vit_l", "vit_h", "toy"] = Field(
         "vit_b", description="toy: the random-init test architecture, never for real use"
@@ -19,16 +19,12 @@ class SegmenterSettings(BaseSettings):
     checkpoint: str | Path | None = Field(
         None, description="SAM checkpoint (.pth) for model_type: a path or a gs:// URI"
     )
-    cache_dir: Path = Field(
-        default_factory=lambda: Path.home() / ".cache" / "branet-models",
-        description="where gs:// files land",
-    )
     checkpoint_sha256: str | None = Field(
         None,
         pattern=r"^[0-9a-f]{64}$",
         description="expected SHA-256; defaults to the official checkpoint's for vit_*",
     )
-    precision: SamPrecision = Field(
+    precision: Precision = Field(
         "auto",
         description="the image encoder's: bf16 (3.2x the package's fp32 when compiled); int8: "
         "int8 linear layers on bf16 (12 % faster, 8 s more compilation; needs VNNI); auto: "
@@ -60,10 +56,6 @@ class SegmenterSettings(BaseSettings):
         "returning them to the kernel (glibc malloc): bf16 compiled embeddings 4.5 -> 3.8 s on "
         "2 vCPUs; the process keeps its peak memory",
     )
-    torch_threads: int = Field(0, ge=0, description="intra-op threads; 0 = torch's default")
-    max_concurrency: int = Field(1, ge=1)
-    max_body_bytes: int = 10 * 1024 * 1024 + 64 * 1024
-    log_level: str = "INFO"
 
     @property
     def automatic(self) -> AutomaticSettings:

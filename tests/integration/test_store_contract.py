@@ -17,17 +17,13 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
+from branet_classifier.app import classifier_tasks
 from branet_classifier.app import create_app as create_classifier_app
-from branet_classifier.app import load_registry
 from branet_classifier.settings import ClassifierSettings
 from branet_cli.stack import EMULATED_BUCKET, Service
 from branet_gateway.app import create_app as create_gateway_app
 from branet_gateway.settings import GatewaySettings
-from branet_segmenter.app import load_segmenter
-from branet_segmenter.settings import SegmenterSettings
-from branet_shared.errors import NotFound, StoreUnavailable
-from branet_shared.schemas import Analysis, Modality
-from branet_shared.storage import (
+from branet_gateway.storage import (
     BlobNotFound,
     BlobStore,
     PageCursor,
@@ -35,14 +31,19 @@ from branet_shared.storage import (
     analysis_prefix,
     blob_key,
 )
-from branet_shared.storage.base import BlobKind
-from branet_shared.storage.firestore import FirestoreResultStore
-from branet_shared.storage.gcs import GCSBlobStore
-from branet_shared.storage.local import LocalBlobStore
-from branet_shared.storage.sqlite import SQLiteResultStore
+from branet_gateway.storage.base import BlobKind
+from branet_gateway.storage.firestore import FirestoreResultStore
+from branet_gateway.storage.gcs import GCSBlobStore
+from branet_gateway.storage.local import LocalBlobStore
+from branet_gateway.storage.sqlite import SQLiteResultStore
+from branet_segmenter.segment import SegmenterTask
+from branet_segmenter.settings import SegmenterSettings
+from branet_shared.errors import NotFound, StoreUnavailable
+from branet_shared.schemas import Analysis, Modality
 from tests.conftest import Serve
 from tests.factories import make_analysis
 from tests.images import gray_png
+from tests.models import loaded_runtime
 
 pytestmark = pytest.mark.integration
 KINDS: tuple[BlobKind, ...] = ("image", "mask", "roi")
@@ -245,23 +246,38 @@ def test_model_files_load_from_gs_uris(
     for path in model_dir.iterdir():
         bucket.blob(f"classifier/{path.name}").upload_from_filename(str(path))
 
-    segmenter = load_segmenter(
-        SegmenterSettings(
-            model_type="toy",
-            checkpoint=f"gs://{EMULATED_BUCKET}/sam/toy.pth",
-            cache_dir=tmp_path / "cache",
-        )
+    segmenter = loaded_runtime(
+        "segmenter",
+        [
+            SegmenterTask(
+                SegmenterSettings(
+                    model_type="toy",
+                    checkpoint=f"gs://{EMULATED_BUCKET}/sam/toy.pth",
+                    cache_dir=tmp_path / "cache",
+                )
+            )
+        ],
     )
-    registry = load_registry(
-        ClassifierSettings(
-            model_dir=f"gs://{EMULATED_BUCKET}/classifier/", cache_dir=tmp_path / "cache"
-        )
+    classifier = loaded_runtime(
+        "classifier",
+        classifier_tasks(
+            ClassifierSettings(
+                model_dir=f"gs://{EMULATED_BUCKET}/classifier/", cache_dir=tmp_path / "cache"
+            )
+        ),
     )
 
-    assert segmenter.segmenter is not None, segmenter.reason
-    assert set(registry.models) == {Modality.ULTRASOUND, Modality.MAMMOGRAPHY}, registry.missing
-    missing = load_segmenter(
-        SegmenterSettings(checkpoint=f"gs://{EMULATED_BUCKET}/nope.pth", cache_dir=tmp_path / "c2")
+    assert not segmenter.missing, segmenter.missing
+    assert not classifier.missing, classifier.missing
+    assert {model.modality for model in classifier.models().models} == set(Modality)
+    missing = loaded_runtime(
+        "segmenter",
+        [
+            SegmenterTask(
+                SegmenterSettings(
+                    checkpoint=f"gs://{EMULATED_BUCKET}/nope.pth", cache_dir=tmp_path / "c2"
+                )
+            )
+        ],
     )
-    assert missing.segmenter is None
-    assert "cannot fetch" in missing.reason
+    assert "cannot fetch" in missing.missing["sam"]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from branet_classifier.app import create_app
-from branet_classifier.classify import ClassifierCard
+from branet_classifier.model import ClassifierCard
 from branet_classifier.settings import ClassifierSettings
 from branet_shared.images import roi_crop
 from branet_shared.schemas import BoundingBox

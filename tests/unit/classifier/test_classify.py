@@ -10,15 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
+from branet_classifier.app import classifier_tasks
 from branet_classifier.batching import MicroBatcher
-from branet_classifier.classify import (
-    ClassifierRegistry,
-    ModelFileError,
-    ResNet18Classifier,
-)
+from branet_classifier.classify import ResNet18Classifier
+from branet_classifier.settings import ClassifierSettings
+from branet_shared.errors import ModelFileError
 from branet_shared.schemas import BoundingBox, Label, Modality
 from tests.images import lesion_array
-from tests.models import write_classifier
+from tests.models import loaded_runtime, write_classifier
 
 
 @pytest.fixture
@@ -148,13 +147,14 @@ def test_invalid_card_is_refused_with_reason(tmp_path: Path) -> None:
         ResNet18Classifier.load(tmp_path / "ultrasound.json")
 
 
-def test_registry_says_why_a_modality_is_missing(tmp_path: Path) -> None:
+def test_the_runtime_says_why_a_modality_is_missing(tmp_path: Path) -> None:
     write_classifier(tmp_path, "ultrasound")
 
-    registry = ClassifierRegistry.load(tmp_path)
+    settings = ClassifierSettings(model_dir=tmp_path, precision="fp32", compile=False)
+    runtime = loaded_runtime("classifier", classifier_tasks(settings))
 
-    assert set(registry.models) == {Modality.ULTRASOUND}
-    assert "mammography.json" in registry.missing[Modality.MAMMOGRAPHY]
+    assert set(runtime.missing) == {Modality.MAMMOGRAPHY}
+    assert "mammography.json" in runtime.missing[Modality.MAMMOGRAPHY]
 
 
 @pytest.mark.parametrize("keep_aspect", [False, True])

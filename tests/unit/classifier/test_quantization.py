@@ -9,20 +9,17 @@ import pytest
 import torch
 from PIL import Image
 
-from branet_classifier import quantization
-from branet_classifier.app import create_app
-from branet_classifier.classify import (
-    ClassifierCard,
-    ClassifierRegistry,
-    ModelFileError,
-    ResNet18Classifier,
-)
-from branet_classifier.pipeline import card_markdown
+from branet_classifier.app import classifier_tasks, create_app
+from branet_classifier.classify import ResNet18Classifier
+from branet_classifier.model import ClassifierCard
 from branet_classifier.settings import ClassifierSettings
+from branet_shared.errors import ModelFileError
 from branet_shared.schemas import Modality
+from branet_training.classifier import quantize
+from branet_training.classifier.cards import card_markdown
 from tests.conftest import Serve
 from tests.images import gray_png, lesion_array
-from tests.models import write_classifier
+from tests.models import loaded_runtime, write_classifier
 
 
 def synthetic_inputs(model: ResNet18Classifier, count: int) -> torch.Tensor:
@@ -45,7 +42,7 @@ def quantized_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     write_classifier(folder, "mammography", seed=1)
     inputs = synthetic_inputs(ResNet18Classifier.load(card), 12)
-    quantization.quantize_model(card, inputs, calibration_images=6, seed=0, sources=["generated"])
+    quantize.quantize_model(card, inputs, calibration_images=6, seed=0, sources=["generated"])
     return folder
 
 
@@ -56,7 +53,7 @@ def test_the_card_records_the_artefact_its_calibration_and_agreement(quantized_d
     assert (quantized_dir / card["int8"]["file"]).is_file()
     assert card["int8"]["calibration"] == {"images": 6, "seed": 0, "datasets": ["generated"]}
     assert card["int8"]["agreement"]["images"] == 6  # checked on the images it was not fitted on
-    assert card["int8"]["agreement"]["label_agreement"] >= quantization.AGREEMENT_FLOOR
+    assert card["int8"]["agreement"]["label_agreement"] >= quantize.AGREEMENT_FLOOR
     assert card["weights_sha256"]  # the rest of the card is untouched
 
 
@@ -101,11 +98,12 @@ def test_a_tampered_int8_file_leaves_the_modality_unavailable(
     artefact = folder / "ultrasound.int8.onnx"
     artefact.write_bytes(artefact.read_bytes()[:-8] + b"\x00" * 8)
 
-    registry = ClassifierRegistry.load(folder, "auto")
+    settings = ClassifierSettings(model_dir=folder, precision="auto", compile=False)
+    runtime = loaded_runtime("classifier", classifier_tasks(settings))
 
-    assert Modality.ULTRASOUND not in registry.models
-    assert "int8 file" in registry.missing[Modality.ULTRASOUND]
-    assert "SHA-256" in registry.missing[Modality.ULTRASOUND]
+    assert Modality.ULTRASOUND in runtime.missing
+    assert "int8 file" in runtime.missing[Modality.ULTRASOUND]
+    assert "SHA-256" in runtime.missing[Modality.ULTRASOUND]
 
 
 def test_quantising_refuses_an_artefact_that_changes_labels(
@@ -113,10 +111,10 @@ def test_quantising_refuses_an_artefact_that_changes_labels(
 ) -> None:
     card = write_classifier(tmp_path, "ultrasound")
     before = card.read_text()
-    monkeypatch.setattr(quantization, "AGREEMENT_FLOOR", 1.01)  # nothing can meet it
+    monkeypatch.setattr(quantize, "AGREEMENT_FLOOR", 1.01)  # nothing can meet it
 
     with pytest.raises(ValueError, match="changes labels"):
-        quantization.quantize_model(
+        quantize.quantize_model(
             card,
             synthetic_inputs(ResNet18Classifier.load(card), 4),
             calibration_images=2,

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from branet_gateway.storage.sqlite import SQLiteResultStore
 from branet_shared.images import roi_crop
 from branet_shared.schemas import BoundingBox
-from branet_shared.storage.sqlite import SQLiteResultStore
 from tests.images import encode, gray_png, lesion_array, png_bomb
 from tests.models import write_classifier
 from tests.unit.gateway.conftest import Gateway, GatewayFactory

@@ -11,8 +11,9 @@ from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 from segment_anything.modeling.image_encoder import Attention
 
+from branet_runtime.precision import Precision
 from branet_segmenter import acceleration
-from branet_segmenter.acceleration import FastImageEncoder, Int8DynamicLinear, SamPrecision
+from branet_segmenter.acceleration import FastImageEncoder, Int8DynamicLinear
 from branet_segmenter.segment import BUILDERS, LesionSegmenter
 from branet_shared.schemas import BoundingBox
 from tests.images import lesion_array
@@ -76,7 +77,7 @@ def test_an_int8_linear_layer_answers_as_the_fp32_one() -> None:
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_reduced_precision_compiled_encoder_keeps_the_mask(
-    sam_checkpoint: Path, precision: SamPrecision
+    sam_checkpoint: Path, precision: Precision
 ) -> None:
     exact = LesionSegmenter.load("toy", sam_checkpoint, precision="fp32")
     fast = LesionSegmenter.load("toy", sam_checkpoint, precision=precision, compiled=True)

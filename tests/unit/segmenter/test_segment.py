@@ -12,15 +12,15 @@ from PIL import Image
 from branet_segmenter.checkpoints import OFFICIAL_CHECKPOINTS
 from branet_segmenter.segment import (
     AutomaticSettings,
-    CheckpointError,
     Embedding,
     EmbeddingCache,
     LesionSegmenter,
-    describe,
     encode_rle,
     lesion_likeness,
     lesion_point_grid,
+    segment_response,
 )
+from branet_shared.errors import ModelFileError
 from branet_shared.images import bounding_box, roi_crop
 from branet_shared.schemas import BoundingBox, Modality, Point
 from tests.images import decode_rle, lesion_array
@@ -119,23 +119,23 @@ def test_automatic_mode_on_the_lesion_grid_answers(segmenter: LesionSegmenter) -
 
 
 def test_checkpoint_with_wrong_hash_is_refused(sam_checkpoint: Path) -> None:
-    with pytest.raises(CheckpointError, match="configured"):
+    with pytest.raises(ModelFileError, match="configured"):
         LesionSegmenter.load("toy", sam_checkpoint, "0" * 64)
     # For the real types the official hash is the default expectation.
-    with pytest.raises(CheckpointError, match="official vit_b"):
+    with pytest.raises(ModelFileError, match="official vit_b"):
         LesionSegmenter.load("vit_b", sam_checkpoint)
 
 
 def test_missing_unknown_or_foreign_checkpoint_is_refused(
     tmp_path: Path, sam_checkpoint: Path
 ) -> None:
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(ModelFileError, match="does not exist"):
         LesionSegmenter.load("toy", tmp_path / "nope.pth")
-    with pytest.raises(CheckpointError, match="unknown"):
+    with pytest.raises(ModelFileError, match="unknown"):
         LesionSegmenter.load("vit_x", sam_checkpoint)
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a toy SAM checkpoint"):
+    with pytest.raises(ModelFileError, match="not a toy SAM checkpoint"):
         LesionSegmenter.load("toy", garbage)
 
 
@@ -175,7 +175,7 @@ def test_cache_is_bounded() -> None:
 
 
 def test_describe_reports_no_lesion_as_such(segmenter: LesionSegmenter) -> None:
-    answer = describe(None, Image.new("L", (10, 10)), segmenter.ref, 0.1, 0.0)
+    answer = segment_response(None, Image.new("L", (10, 10)), segmenter.ref, 0.1, 0.0)
 
     assert answer.lesion_found is False
     assert answer.mask is None
@@ -186,7 +186,9 @@ def test_describe_makes_the_callers_box_the_roi_when_nothing_is_found_in_it(
     segmenter: LesionSegmenter,
 ) -> None:
     box = BoundingBox(x0=10, y0=20, x1=50, y1=40)
-    answer = describe(None, Image.new("L", (100, 80)), segmenter.ref, 0.25, 0.0, given_box=box)
+    answer = segment_response(
+        None, Image.new("L", (100, 80)), segmenter.ref, 0.25, 0.0, given_box=box
+    )
 
     assert answer.lesion_found is False
     assert answer.mask is None

@@ -1,0 +1,81 @@
+"""Model files from a local path or a `gs://` URI, used only when they are the pinned ones.
+
+A `gs://bucket/path` is downloaded once into a local cache folder at start-up, with
+Application Default Credentials; the loaders verify each file's SHA-256 afterwards, as they do
+for local files. Nothing is fetched over the network at inference time.
+"""
+
+import hashlib
+import logging
+from pathlib import Path
+
+from branet_shared.errors import ModelFileError
+
+log = logging.getLogger(__name__)
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, sha256: str, what: str) -> None:
+    """Refuse `path` unless it exists and has the SHA-256 its card or setting pins."""
+    if not path.is_file():
+        raise ModelFileError(f"{what} {path} is missing")
+    if sha256_of_file(path) != sha256:
+        raise ModelFileError(f"{what} {path} does not match the card's SHA-256")
+
+
+def fetched(location: str | Path, cache_dir: Path) -> Path:
+    """`local_copy`, with any failure to fetch as the `ModelFileError` that keeps a service
+    alive but not ready."""
+    try:
+        return local_copy(location, cache_dir)
+    except Exception as exc:  # network, credentials, a missing bucket: all mean "not ready"
+        raise ModelFileError(f"cannot fetch {location}: {exc}") from None
+
+
+def is_gcs(location: str | Path) -> bool:
+    return isinstance(location, str) and location.startswith("gs://")
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, path = uri.removeprefix("gs://").partition("/")
+    if not bucket:
+        raise ValueError(f"{uri} names no bucket")
+    return bucket, path.strip("/")
+
+
+def local_copy(location: str | Path, cache_dir: Path) -> Path:
+    """`location` itself when local; else the object or folder (prefix) downloaded.
+
+    A URI ending in `/` is a folder: every object under it is fetched, keeping names.
+    """
+    if not isinstance(location, str) or not is_gcs(location):
+        return Path(location)
+    from google.cloud import storage  # type: ignore[attr-defined]  # only needed for gs://
+
+    bucket_name, path = _split(location)
+    bucket = storage.Client().bucket(bucket_name)
+    target = cache_dir / bucket_name / path
+    if location.endswith("/"):
+        target.mkdir(parents=True, exist_ok=True)
+        for blob in bucket.list_blobs(prefix=f"{path}/" if path else ""):
+            _download(blob, target / Path(blob.name).relative_to(path or "."))
+        return target
+    _download(bucket.blob(path), target)
+    return target
+
+
+def _download(blob: object, target: Path) -> None:
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".part")
+    log.info("fetching gs://%s/%s", blob.bucket.name, blob.name)  # type: ignore[attr-defined]
+    blob.download_to_filename(str(partial))  # type: ignore[attr-defined]
+    partial.replace(target)

@@ -1,0 +1,314 @@
+"""Cross-validation and leave-one-site-out: which images train and test each fold, training
+the folds (here or in worker processes), and their results, saved so that an interrupted run
+resumes where it stopped.
+
+Per site, stratified k-fold cross-validation over the duplicate/patient groups, with a
+recorded seed. Inside each training split a stratified ~15 % is held back to fit the softmax
+temperature (kept only where it fits significantly better than 1); the test fold is only ever
+predicted, never used to choose anything. Every test image with a lesion box is predicted twice:
+as its lesion crop, and whole (no box), each in its own report section.
+"""
+
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from sklearn.model_selection import StratifiedGroupKFold
+
+from branet_classifier.model import calibrated_probabilities
+from branet_shared.schemas import Label
+from branet_training.classifier.data import Sample
+from branet_training.classifier.engine import (
+    ImageCache,
+    TrainConfig,
+    TrainedModel,
+    logits_of,
+    train,
+)
+from branet_training.classifier.report import FoldResult
+
+log = logging.getLogger(__name__)
+CALIBRATION_SPLITS = 7  # one of seven groups-stratified parts (~15 %) fits the temperature
+
+
+def _truth(samples: Sequence[Sample]) -> np.ndarray:
+    return np.array([int(s.label is Label.MALIGNANT) for s in samples])
+
+
+def group_folds(samples: Sequence[Sample], k: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    groups = [s.group for s in samples]
+    return [
+        (train.tolist(), test.tolist())
+        for train, test in splitter.split(np.zeros(len(samples)), _truth(samples), groups)
+    ]
+
+
+def splits_seed(config: TrainConfig) -> int:
+    return config.seed if config.split_seed is None else config.split_seed
+
+
+def split_calibration(samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Hold back ~15 % of the training groups to fit the temperature (none if too few)."""
+    per_class = min(np.bincount(_truth(samples), minlength=2))
+    splits = min(CALIBRATION_SPLITS, len({s.group for s in samples}), per_class)
+    if splits < 2:
+        return list(samples), []
+    train_index, calibration_index = group_folds(samples, splits, seed)[0]
+    return [samples[i] for i in train_index], [samples[i] for i in calibration_index]
+
+
+WHOLE_IMAGE = "-whole-image"  # suffix of a report section whose test images are whole
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """One held-out evaluation: train on `train`, predict `test`."""
+
+    name: str
+    train: list[Sample]
+    test: list[Sample]
+
+
+def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: Path) -> FoldResult:
+    """Train on the plan's training split and predict its test images as ROI crops (the
+    result) and, where they have boxes, whole (`result.whole_image`). A fold whose result is
+    saved is not rerun."""
+    name, train_samples, test_samples = plan.name, plan.train, plan.test
+    folder = work_dir / name
+    saved = folder / "result.json"
+    if saved.exists():
+        log.info("%s: already done, reusing %s", name, saved)
+        return _saved_result(name, json.loads(saved.read_text()))
+    started = time.perf_counter()
+    fit, calibration = split_calibration(train_samples, splits_seed(config))
+    model = train(fit, calibration, config, images, folder / "checkpoint.pt", describe=name)
+    crops = logits_of(model.network, test_samples, config, images)
+    result = _fold_result(name, test_samples, crops, model)
+    whole: FoldResult | None = None
+    if any(s.lesion for s in test_samples):  # without boxes the crops are the whole images
+        boxless = [replace(s, lesion=None) for s in test_samples]
+        logits = logits_of(model.network, boxless, config, images)
+        whole = _fold_result(name, test_samples, logits, model)
+        result = replace(result, whole_image=whole)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Weights (for later looks at a fold) before the result, whose presence marks the fold done.
+    save_file(half_state(model.network), folder / "weights.safetensors")
+    saved.write_text(
+        json.dumps(
+            {
+                "truth": result.truth.tolist(),
+                **_predictions(result),
+                "temperature": result.temperature,
+                "malignant_prevalence": model.malignant_prevalence,
+                "ids": result.ids,
+                "whole_image": None if whole is None else _predictions(whole),
+                "train": len(fit),
+                "calibration": len(calibration),
+                "seconds": time.perf_counter() - started,
+                "history": model.history,
+            }
+        )
+    )
+    (folder / "checkpoint.pt").unlink(missing_ok=True)  # the optimiser state is not kept
+    return result
+
+
+def _fold_result(
+    name: str, samples: Sequence[Sample], logits: torch.Tensor, model: TrainedModel
+) -> FoldResult:
+    """The test images' P(malignant) as the service would give them, and its label rule."""
+    calibrated = calibrated_probabilities(logits, model.temperature, model.malignant_prevalence)
+    return FoldResult(
+        name,
+        _truth(samples),
+        calibrated[:, 1].numpy().astype(float),
+        torch.softmax(logits, 1)[:, 1].numpy().astype(float),
+        model.temperature,
+        [f"{s.site}/{s.item.name}" for s in samples],
+        threshold=model.malignant_prevalence,
+    )
+
+
+def _predictions(result: FoldResult) -> dict[str, list[float]]:
+    return {
+        "probability": result.probability.tolist(),
+        "uncalibrated": result.uncalibrated.tolist(),
+    }
+
+
+def _saved_result(name: str, data: dict[str, Any]) -> FoldResult:
+    """A fold's result.json read back; folds saved before whole-image testing lack that part,
+    before the prevalence their probabilities are at even odds, labelled at 0.5."""
+
+    def result(predictions: dict[str, Any]) -> FoldResult:
+        return FoldResult(
+            name,
+            np.array(data["truth"]),
+            np.array(predictions["probability"]),
+            np.array(predictions["uncalibrated"]),
+            data["temperature"],
+            data["ids"],
+            threshold=data.get("malignant_prevalence") or 0.5,
+        )
+
+    whole = data.get("whole_image")
+    return replace(result(data), whole_image=result(whole) if whole else None)
+
+
+def cross_validate(
+    samples: Sequence[Sample], k: int, seed: int, site: str, others: Sequence[Sample] = ()
+) -> tuple[list[FoldPlan], dict[str, Any]]:
+    """k folds of one site's `samples`; `others` (other sites' images) join every training
+    split, as they join the shipped model's training, less any twin of a test image."""
+    plans = []
+    assignment: dict[str, int] = {}
+    for index, (train_index, test_index) in enumerate(group_folds(samples, k, seed)):
+        test = [samples[i] for i in test_index]
+        test_groups = {s.group for s in test}
+        train = [samples[i] for i in train_index]
+        train += [s for s in others if s.group not in test_groups]
+        assignment.update({f"{s.site}/{s.item.name}": index for s in test})
+        plans.append(FoldPlan(f"cv-{site}-fold{index + 1}", train, test))
+    protocol = f"stratified {k}-fold over duplicate/patient groups, seed {seed}"
+    if others:
+        protocol += f"; the other sites' {len(others)} images join every training split"
+    notes = {
+        "protocol": protocol,
+        "images": len(samples),
+        "benign": int((_truth(samples) == 0).sum()),
+        "malignant": int((_truth(samples) == 1).sum()),
+        "fold_of_image": assignment,
+    }
+    return plans, notes
+
+
+def leave_one_site_out(samples: Sequence[Sample]) -> tuple[list[FoldPlan], dict[str, Any]]:
+    sites = sorted({s.site for s in samples})
+    plans = [
+        FoldPlan(
+            f"loso-test-{site}",
+            [s for s in samples if s.site != site],
+            [s for s in samples if s.site == site],
+        )
+        for site in sites
+    ]
+    return plans, {"protocol": "train on all sites but one, test on that one", "sites": sites}
+
+
+def train_final(samples: Sequence[Sample], config: TrainConfig, images: ImageCache) -> TrainedModel:
+    """The model to ship: trained on every sample, its temperature on a held-back part."""
+    fit, calibration = split_calibration(samples, splits_seed(config))
+    model = train(fit, calibration, config, images, None, describe="final")
+    model.network.cpu()  # it may cross a process boundary
+    return model
+
+
+class FoldRunner:
+    """Runs folds (and the final training) here, one at a time, or in `jobs` worker processes.
+
+    Workers are spawned (CUDA cannot be forked) and each decodes the images it needs itself.
+    """
+
+    def __init__(self, config: TrainConfig, work_dir: Path, jobs: int) -> None:
+        self.config, self.work_dir = config, work_dir
+        self.images = ImageCache()
+        self.pool: ProcessPoolExecutor | None = None
+        if jobs > 1:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            self.pool = ProcessPoolExecutor(
+                jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=torch.set_num_threads,
+                initargs=(threads,),
+            )
+
+    def __enter__(self) -> "FoldRunner":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def folds(self, plans: Sequence[FoldPlan]) -> Callable[[], list[FoldResult]]:
+        """Start `plans`; the returned call waits for their results, in order."""
+        if self.pool is None:
+            return lambda: [run_fold(p, self.config, self.images, self.work_dir) for p in plans]
+        futures = [
+            self.pool.submit(_run_fold_in_worker, p, self.config, self.work_dir) for p in plans
+        ]
+        return lambda: [f.result() for f in futures]
+
+    def final(self, samples: Sequence[Sample]) -> Callable[[], TrainedModel]:
+        """Start the final training. In a worker it runs alongside the folds, before the CV
+        says whether it will be shipped: spent time if not, but no wait after the folds."""
+        if self.pool is None:
+            return lambda: train_final(samples, self.config, self.images)
+        future: Future[TrainedModel] = self.pool.submit(
+            _train_final_in_worker, list(samples), self.config
+        )
+        return future.result
+
+
+def _run_fold_in_worker(plan: FoldPlan, config: TrainConfig, work_dir: Path) -> FoldResult:
+    return run_fold(plan, config, ImageCache(), work_dir)
+
+
+def _train_final_in_worker(samples: list[Sample], config: TrainConfig) -> TrainedModel:
+    return train_final(samples, config, ImageCache())
+
+
+def half_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The network's float tensors in fp16, as shipped (batch norm's counter is dropped)."""
+    return {
+        k: v.detach().cpu().half().contiguous()
+        for k, v in network.state_dict().items()
+        if v.is_floating_point()
+    }
+
+
+def plan_sections(
+    samples: Sequence[Sample],
+    k: int,
+    cv_sites: list[str] | None,
+    loso: bool,
+    seed: int,
+    cv_with_other_sites: bool = False,
+) -> dict[str, tuple[list[FoldPlan], dict[str, Any]]]:
+    """The report's sections: k-fold CV per site (or the named sites), then leave-one-site-out."""
+    sections: dict[str, tuple[list[FoldPlan], dict[str, Any]]] = {}
+    if k:
+        for site in dict.fromkeys(s.site for s in samples):
+            if cv_sites is None or site in cv_sites:
+                site_samples = [s for s in samples if s.site == site]
+                others = [s for s in samples if s.site != site] if cv_with_other_sites else []
+                sections[f"cv-{site}"] = cross_validate(site_samples, k, seed, site, others)
+    if loso and len({s.site for s in samples}) > 1:
+        sections["leave-one-site-out"] = leave_one_site_out(samples)
+    return sections
+
+
+def whole_image_sections(
+    sections: dict[str, tuple[list[FoldResult], dict[str, Any]]],
+) -> dict[str, tuple[list[FoldResult], dict[str, Any]]]:
+    """Each section again with its test images whole: what the model does when neither the
+    segmenter nor the user gives a box (folds saved before this existed have no such part)."""
+    whole: dict[str, tuple[list[FoldResult], dict[str, Any]]] = {}
+    for name, (folds, notes) in sections.items():
+        parts = [fold.whole_image for fold in folds if fold.whole_image is not None]
+        if parts and len(parts) == len(folds):
+            whole[name + WHOLE_IMAGE] = (
+                parts,
+                {"protocol": notes["protocol"], "input": "the test images whole, boxes ignored"},
+            )
+    return whole

@@ -1,0 +1,232 @@
+"""`branet-train`: cross-validate, train and ship a modality's classifier, with its report.
+
+    branet-train --modality ultrasound --data ../shared/data/busi --out reports/ultrasound
+    branet-train --modality ultrasound --data ../shared/data/{busi,breast_lesions_usg,bus_uclm} \\
+        --loso --ship models --out reports/ultrasound
+
+1. Deduplicate and group the images (`data.py`).
+2. Per site, stratified 5-fold cross-validation over the groups, with a recorded seed. Inside
+   each training split a stratified ~15 % is held back to fit the softmax temperature (kept only
+   where it fits significantly better than 1); the test fold is only ever predicted, never used
+   to choose anything.
+3. With `--loso` and several sites: train on all sites but one, test on that one, for each.
+   In 2 and 3 every test image with a lesion box is predicted twice: as its lesion crop, and
+   whole (no box), each in its own report section.
+4. With `--ship DIR`: train on every image of every site and write the weights (fp16
+   safetensors) and model card to DIR — only when the cross-validated ROC AUC beats the card
+   already there (or `--force`).
+
+Every fold's result and weights are saved under `--work-dir`, and every epoch's checkpoint: an
+interrupted run started again with the same arguments picks up where it stopped. With
+`--jobs N`, N folds (and the final model) train at once in worker processes: on a GPU the folds
+are too small to fill it, and the CPU-side augmentation of one process cannot keep it busy.
+"""
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import platform
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from branet_shared.schemas import Modality
+from branet_training.classifier.cards import git_commit, ship
+from branet_training.classifier.data import load_samples
+from branet_training.classifier.engine import TrainConfig, pick_device
+from branet_training.classifier.folds import (
+    WHOLE_IMAGE,
+    FoldRunner,
+    plan_sections,
+    splits_seed,
+    whole_image_sections,
+)
+from branet_training.classifier.report import write_report
+
+
+def share(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def margin(text: str) -> float:
+    """An argparse type: a share of the box's side, 0 or more."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="branet-train", description=__doc__.split("\n")[0])
+    parser.add_argument("--modality", required=True, choices=[m.value for m in Modality])
+    parser.add_argument(
+        "--data", type=Path, nargs="+", required=True, help="class folders, one per site"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="report folder")
+    parser.add_argument("--work-dir", type=Path, default=Path(".branet/train"))
+    parser.add_argument("--cv", type=int, default=5, help="folds per site (0: skip)")
+    parser.add_argument(
+        "--cv-sites", nargs="*", default=None, help="cross-validate only these sites (folder names)"
+    )
+    parser.add_argument(
+        "--cv-with-other-sites",
+        action="store_true",
+        help="add the other sites' images to every CV training split (the shipped model has them)",
+    )
+    parser.add_argument("--loso", action="store_true", help="also leave one site out")
+    parser.add_argument("--ship", type=Path, default=None, help="write the final model here")
+    parser.add_argument("--force", action="store_true", help="ship even without improvement")
+    parser.add_argument("--version", default=dt.date.today().isoformat())
+    defaults = TrainConfig()
+    parser.add_argument("--size", type=int, default=defaults.input_size)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument(
+        "--whole-image-rate",
+        type=share,
+        default=defaults.whole_image_rate,
+        help="share of training draws that show the whole image instead of the lesion crop",
+    )
+    parser.add_argument(
+        "--keep-aspect",
+        action="store_true",
+        help="pad the input to a square instead of squashing it, keeping the lesion's shape",
+    )
+    parser.add_argument(
+        "--roi-margin",
+        type=margin,
+        default=defaults.roi_margin,
+        help="context around the lesion's box per side, a share of its width and height",
+    )
+    parser.add_argument(
+        "--lesion-channel",
+        action="store_true",
+        help="mark the lesion's box (an ellipse in it) in the input's third channel",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="the folds' and the temperature split's seed (default: --seed); fixed while"
+        " --seed varies, runs share their folds",
+    )
+    parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
+    parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument(
+        "--pretrained", default=None, help="ResNet18 state dict: ImageNet, or branet-pretrain's"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="folds trained at once, in worker processes"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    modality = Modality(args.modality)
+    config = TrainConfig(
+        input_size=args.size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        augment=not args.no_augment,
+        whole_image_rate=args.whole_image_rate,
+        roi_margin=args.roi_margin,
+        keep_aspect=args.keep_aspect,
+        lesion_channel=args.lesion_channel,
+        seed=args.seed,
+        split_seed=args.split_seed,
+        device=args.device,
+        bf16=not args.no_bf16,
+        pretrained=args.pretrained,
+    )
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [asdict(config), sorted(str(d) for d in args.data), args.cv_with_other_sites]
+        ).encode()
+    ).hexdigest()[:10]
+    work_dir = args.work_dir / f"{modality.value}-{fingerprint}"
+    samples, dedup = load_samples(args.data)
+    context = {
+        "modality": modality.value,
+        "seed": config.seed,
+        "data": ", ".join(str(d) for d in args.data),
+        "code_commit": git_commit(),
+        "torch": torch.__version__,
+        "device": str(pick_device(config.device)),
+        "machine": platform.processor() or platform.machine(),
+        "config": asdict(config),
+        "deduplication": asdict(dedup),
+    }
+    plans = plan_sections(
+        samples, args.cv, args.cv_sites, args.loso, splits_seed(config), args.cv_with_other_sites
+    )
+    with FoldRunner(config, work_dir, args.jobs) as runner:
+        pending = {name: (runner.folds(folds), notes) for name, (folds, notes) in plans.items()}
+        final = runner.final(samples) if args.ship is not None else None
+        sections = {name: (results(), notes) for name, (results, notes) in pending.items()}
+        sections |= whole_image_sections(sections)
+        report = write_report(
+            args.out, f"BraNet ResNet18, {modality.value}", sections, context, config.seed
+        )
+        metrics = headline_metrics(report)
+        print(json.dumps(metrics, indent=2))
+        if final is not None:
+            shipped = ship(
+                modality,
+                samples,
+                replace(config),
+                final,
+                args.ship,
+                metrics,
+                {k: context[k] for k in ("data", "code_commit", "torch", "device", "seed")},
+                args.version,
+                args.force,
+            )
+            if shipped is not None:
+                print(f"shipped {shipped}")
+
+
+def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """What the card carries: the first site's CV means, and the leave-one-site-out mean AUC,
+    on lesion crops; and both AUCs on whole images where the report has them."""
+    metrics: dict[str, float] = {}
+    cv = [
+        name
+        for name in report["sections"]
+        if name.startswith("cv-") and not name.endswith(WHOLE_IMAGE)
+    ]
+    if cv:
+        crops = report["sections"][cv[0]]
+        means = crops["mean_sd"]
+        for name in (
+            "benign_accuracy",
+            "malignant_accuracy",
+            "roc_auc",
+            "sensitivity",
+            "specificity",
+            "f1",
+            "ece",
+            "ece_if_calibrated",
+        ):
+            if name in means:
+                metrics[f"cv_{name}_mean"] = round(means[name]["mean"], 4)
+        low, high = crops["pooled_ci95"]["roc_auc"]
+        metrics |= {"cv_roc_auc_ci95_low": round(low, 4), "cv_roc_auc_ci95_high": round(high, 4)}
+    auc_sections = {"loso": "leave-one-site-out"}
+    if cv:
+        auc_sections["cv_whole_image"] = cv[0] + WHOLE_IMAGE
+    auc_sections["loso_whole_image"] = "leave-one-site-out" + WHOLE_IMAGE
+    for prefix, name in auc_sections.items():
+        if section := report["sections"].get(name):
+            metrics[f"{prefix}_roc_auc_mean"] = round(section["mean_sd"]["roc_auc"]["mean"], 4)
+    return metrics

@@ -1,0 +1,1 @@
+"""Evaluation of SAM lesion segmenters, and their checkpoints."""
