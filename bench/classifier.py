@@ -53,7 +53,10 @@ def load(model: Path | None, size: int, precision: Precision, compiled: bool) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--model", type=Path, default=None, help="a model card (.json)")
     parser.add_argument("--size", type=int, default=128, help="input size without --model")
     parser.add_argument("--runs", type=int, default=50)

@@ -121,7 +121,10 @@ def synthetic_png() -> bytes:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--image", type=Path, default=None, help="default: a synthetic 500×600")
     parser.add_argument("--requests", type=int, default=200, help="per concurrency level")
     parser.add_argument("--models", type=Path, default=Path("models"))

@@ -32,7 +32,10 @@ def peak_rss_mib() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--model-type", default="vit_b", choices=sorted(BUILDERS))
     parser.add_argument("--size", type=int, default=1024, help="image side in pixels")
     parser.add_argument("--repeats", type=int, default=3)

@@ -358,7 +358,10 @@ def gpu_stages(card: Path, image: bytes) -> Row | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument(
         "--image", type=Path, default=None, help="the image every server gets (default: noise)"
     )

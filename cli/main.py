@@ -1,4 +1,4 @@
-"""`branet up | down | status | logs | analyze`."""
+"""The `branet` command: run the local stack (up, down, status, logs) and analyse images."""
 
 import argparse
 import json
@@ -112,11 +112,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json or response.status_code != 201:
         print(json.dumps(body, indent=2))
         return 0 if response.status_code == 201 else 1
-    print(describe_analysis(args.image.name, body))
+    print(analysis_summary(args.image.name, body))
     return 0
 
 
-def describe_analysis(name: str, body: dict[str, Any]) -> str:
+def analysis_summary(name: str, body: dict[str, Any]) -> str:
     """An Analysis for people: the label at the model's threshold, the lesion's box, each
     caveat in full, the model and the id."""
     probs, models = body["probabilities"], body["models"]
@@ -135,11 +135,18 @@ def describe_analysis(name: str, body: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="branet", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="branet",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"defaults: the gateway at {DEFAULT_URL}, the stack's state in {DEFAULT_HOME}; "
+        "`branet COMMAND --help` lists a command's options and their defaults",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    defaults = argparse.ArgumentDefaultsHelpFormatter
 
     def stack_command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
+        sub = commands.add_parser(name, help=help_text, formatter_class=defaults)
         sub.add_argument("--home", type=Path, default=DEFAULT_HOME, help="state folder")
         sub.add_argument("--gateway-port", type=int, default=Ports.gateway)
         sub.add_argument("--segmenter-port", type=int, default=Ports.segmenter)
@@ -168,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true")
     logs.set_defaults(run=cmd_logs)
 
-    analyze = commands.add_parser("analyze", help="analyse one image through the gateway")
+    analyze = commands.add_parser(
+        "analyze", help="analyse one image through the gateway", formatter_class=defaults
+    )
     analyze.add_argument("image", type=Path)
     analyze.add_argument("--modality", required=True, choices=["ultrasound", "mammography"])
     analyze.add_argument("--roi", action="store_true", help="extract the lesion with SAM first")

@@ -22,12 +22,17 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_file(path: Path, sha256: str, what: str) -> None:
-    """Refuse `path` unless it exists and has the SHA-256 its card or setting pins."""
+def verify_file(path: Path, sha256: str | None, what: str, pinned_by: str = "the card's") -> str:
+    """`path`'s SHA-256, refusing the file unless it exists and has the one `pinned_by` (its
+    card, a setting, the official release) pins; None pins nothing (a test checkpoint)."""
     if not path.is_file():
-        raise ModelFileError(f"{what} {path} is missing")
-    if sha256_of_file(path) != sha256:
-        raise ModelFileError(f"{what} {path} does not match the card's SHA-256")
+        raise ModelFileError(f"{what} {path} does not exist")
+    actual = sha256_of_file(path)
+    if sha256 is not None and actual != sha256:
+        raise ModelFileError(
+            f"{what} {path} does not match {pinned_by} SHA-256 (it has {actual[:16]}…)"
+        )
+    return actual
 
 
 def fetched(location: str | Path, cache_dir: Path) -> Path:

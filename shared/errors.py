@@ -131,7 +131,7 @@ def problem_response(error: BraNetError, request: Request) -> JSONResponse:
     )
 
 
-def _describe_validation_error(exc: RequestValidationError) -> str:
+def _validation_detail(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
         location = ".".join(
@@ -150,7 +150,7 @@ async def _on_branet_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return problem_response(InvalidParameter(_describe_validation_error(exc)), request)
+    return problem_response(InvalidParameter(_validation_detail(exc)), request)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:

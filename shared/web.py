@@ -4,6 +4,7 @@ import argparse
 import importlib.metadata
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -185,7 +186,11 @@ def environment_help(settings: type[BaseSettings]) -> str:
             if isinstance(alias, AliasChoices)
             else [f"{prefix}{name}".upper()]
         )
-        default = "(computed)" if field.default_factory is not None else repr(field.default)
+        default = (
+            "(computed)"
+            if field.default_factory is not None
+            else repr(str(field.default) if isinstance(field.default, Path) else field.default)
+        )
         lines.append(f"  {' or '.join(names)}  default {default}")
         if field.description:
             lines.append(f"      {field.description}")

@@ -60,7 +60,7 @@ class PendingBlob:
     def of(cls, kind: BlobKind, data: bytes, content_type: str) -> "PendingBlob":
         return cls(kind, data, content_type, hashlib.sha256(data).hexdigest())
 
-    def describe(self, analysis_id: str) -> StoredBlob:
+    def stored_blob(self, analysis_id: str) -> StoredBlob:
         return StoredBlob(
             url=f"/v1/analyses/{analysis_id}/{self.kind}",
             content_type=self.content_type,
@@ -205,7 +205,7 @@ class AnalysisService:
             for blob in outcome.blobs:
                 key = blob_key(owner, analysis_id, blob.kind)
                 await self.blobs.put(key, blob.data, blob.content_type)
-            stored = {blob.kind: blob.describe(analysis_id) for blob in outcome.blobs}
+            stored = {blob.kind: blob.stored_blob(analysis_id) for blob in outcome.blobs}
             result = outcome.classification
             roi = _region(outcome, prompt, stored)
             analysis = Analysis(

@@ -8,6 +8,7 @@ the build machine's CPU has the vector and bf16 units the serving one has; elsew
 misses and start-up is as before.
 """
 
+import argparse
 import logging
 import time
 
@@ -17,6 +18,7 @@ from branet_runtime.precision import resolve_precision
 from branet_segmenter.acceleration import accelerate
 from branet_segmenter.segment import BUILDERS
 from branet_segmenter.settings import SegmenterSettings
+from branet_shared.web import environment_help
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,14 @@ def warm_compile_cache(settings: SegmenterSettings) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="branet-warm-sam-cache",
+        description=__doc__.split("\n")[0].split(": ", 1)[1],
+        epilog=environment_help(SegmenterSettings),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     settings = SegmenterSettings()
     seconds = warm_compile_cache(settings)

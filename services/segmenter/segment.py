@@ -32,7 +32,7 @@ from segment_anything.modeling import (
 
 from branet_runtime.allocator import keep_freed_memory
 from branet_runtime.compilation import warm_up_or_run_eager
-from branet_runtime.files import fetched, sha256_of_file
+from branet_runtime.files import fetched, verify_file
 from branet_runtime.precision import Precision, resolve_precision
 from branet_segmenter.acceleration import FastImageEncoder, Int8DynamicLinear, accelerate
 from branet_segmenter.checkpoints import OFFICIAL_CHECKPOINTS
@@ -258,16 +258,10 @@ class LesionSegmenter:
         """
         if model_type not in BUILDERS:
             raise ModelFileError(f"unknown SAM model type {model_type!r}")
-        if not checkpoint.is_file():
-            raise ModelFileError(f"SAM checkpoint {checkpoint} does not exist")
         official = OFFICIAL_CHECKPOINTS.get(model_type)
         expected = expected_sha256 or (official.sha256 if official else None)
-        actual = sha256_of_file(checkpoint)
-        if expected is not None and actual != expected:
-            raise ModelFileError(
-                f"SAM checkpoint {checkpoint} has SHA-256 {actual[:16]}…, not the "
-                f"{'configured' if expected_sha256 else 'official ' + model_type} one"
-            )
+        pinned_by = "the configured" if expected_sha256 else f"the official {model_type}"
+        actual = verify_file(checkpoint, expected, "SAM checkpoint", pinned_by)
         try:
             sam = BUILDERS[model_type](checkpoint=str(checkpoint))
         except (RuntimeError, KeyError, OSError, pickle.UnpicklingError) as exc:

@@ -244,7 +244,7 @@ def train(
     config: TrainConfig,
     images: ImageCache,
     checkpoint: Path | None = None,
-    describe: str = "",
+    progress_label: str = "",
 ) -> TrainedModel:
     """Train for `config.epochs` (no early stopping: nothing is chosen on held-out data), then
     fit the softmax temperature on `calibration_samples`, which are part of the training split.
@@ -282,9 +282,8 @@ def train(
         network.train()
         total, correct, loss_sum = 0, 0, 0.0
         # A bar on a terminal; in logs (no TTY), just the per-epoch line below.
-        bar = tqdm(
-            loader, desc=f"{describe} epoch {epoch + 1}/{config.epochs}", leave=False, disable=None
-        )
+        label = f"{progress_label} epoch {epoch + 1}/{config.epochs}"
+        bar = tqdm(loader, desc=label, leave=False, disable=None)
         for inputs, targets in bar:
             inputs, targets = inputs.to(device), targets.to(device)
             with _autocast(device, config):
@@ -300,7 +299,7 @@ def train(
             bar.set_postfix(loss=f"{loss_sum / total:.3f}")
         history.append({"epoch": epoch + 1, "loss": loss_sum / total, "accuracy": correct / total})
         tqdm.write(
-            f"{describe} epoch {epoch + 1}/{config.epochs}: "
+            f"{progress_label} epoch {epoch + 1}/{config.epochs}: "
             f"loss {loss_sum / total:.4f}, train accuracy {correct / total:.3f}"
         )
         if checkpoint is not None:

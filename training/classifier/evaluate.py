@@ -32,7 +32,11 @@ def _input_of(samples: Sequence[Sample], whole_image: bool, margin: float) -> st
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="branet-evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="branet-evaluate",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--model", type=Path, required=True, help="the model card (.json)")
     parser.add_argument("--data", type=Path, nargs="+", required=True)
     parser.add_argument("--out", type=Path, required=True)

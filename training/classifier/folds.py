@@ -92,7 +92,7 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
         return _saved_result(name, json.loads(saved.read_text()))
     started = time.perf_counter()
     fit, calibration = split_calibration(train_samples, splits_seed(config))
-    model = train(fit, calibration, config, images, folder / "checkpoint.pt", describe=name)
+    model = train(fit, calibration, config, images, folder / "checkpoint.pt", progress_label=name)
     crops = logits_of(model.network, test_samples, config, images)
     result = _fold_result(name, test_samples, crops, model)
     whole: FoldResult | None = None
@@ -209,7 +209,7 @@ def leave_one_site_out(samples: Sequence[Sample]) -> tuple[list[FoldPlan], dict[
 def train_final(samples: Sequence[Sample], config: TrainConfig, images: ImageCache) -> TrainedModel:
     """The model to ship: trained on every sample, its temperature on a held-back part."""
     fit, calibration = split_calibration(samples, splits_seed(config))
-    model = train(fit, calibration, config, images, None, describe="final")
+    model = train(fit, calibration, config, images, None, progress_label="final")
     model.network.cpu()  # it may cross a process boundary
     return model
 

@@ -200,7 +200,11 @@ def _epoch(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="branet-pretrain", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="branet-pretrain",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="image folders")
     parser.add_argument("--out", type=Path, required=True, help="the state dict to write (.pt)")
     defaults = PretrainConfig()

@@ -156,7 +156,11 @@ def load_inputs(model: ResNet18Classifier, data: Sequence[Path]) -> torch.Tensor
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="branet-quantize",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--model", type=Path, required=True, help="the model card (.json)")
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="class folders")
     parser.add_argument("--calibration-images", type=int, default=256)

@@ -65,7 +65,11 @@ def margin(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="branet-train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="branet-train",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--modality", required=True, choices=[m.value for m in Modality])
     parser.add_argument(
         "--data", type=Path, nargs="+", required=True, help="class folders, one per site"

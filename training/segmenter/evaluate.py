@@ -146,7 +146,11 @@ def print_table(rows: list[dict[str, object]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="branet-evaluate-sam", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="branet-evaluate-sam",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--model-type", default="vit_b", choices=["vit_b", "vit_l", "vit_h", "toy"])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--checkpoint-sha256", default=None)

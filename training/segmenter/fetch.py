@@ -45,7 +45,11 @@ def write_toy(dest: Path, seed: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="branet-fetch-sam", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="branet-fetch-sam",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("model_type", choices=[*OFFICIAL_CHECKPOINTS, "toy"])
     parser.add_argument("--dest", type=Path, default=Path("checkpoints"))
     parser.add_argument("--seed", type=int, default=0, help="toy only")

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from branet_cli.main import describe_analysis
+from branet_cli.main import analysis_summary
 
 
 def analysis(**overrides: Any) -> dict[str, Any]:
@@ -20,7 +20,7 @@ def analysis(**overrides: Any) -> dict[str, Any]:
 
 
 def test_the_label_is_shown_with_the_threshold_it_was_drawn_at() -> None:
-    text = describe_analysis("scan.png", analysis())
+    text = analysis_summary("scan.png", analysis())
 
     assert text.splitlines()[0] == (
         "scan.png: MALIGNANT  (benign 55.0%, malignant 45.0%; malignant from 35.9%)"
@@ -33,7 +33,7 @@ def test_every_caveat_is_shown_in_full_with_the_box_classified() -> None:
     box = {"x0": 1, "y0": 2, "x1": 30, "y1": 40}
     roi = {"lesion_found": False, "bbox": box}
 
-    lines = describe_analysis("scan.png", analysis(roi=roi, caveats=[caveat])).splitlines()
+    lines = analysis_summary("scan.png", analysis(roi=roi, caveats=[caveat])).splitlines()
 
     assert f"lesion found: False, box {box}" in lines
     assert "note (segmenter_unavailable): the segmenter is unavailable (...)" in lines

@@ -174,7 +174,7 @@ def test_cache_is_bounded() -> None:
     assert cache.get("c") is embedding
 
 
-def test_describe_reports_no_lesion_as_such(segmenter: LesionSegmenter) -> None:
+def test_segment_response_reports_no_lesion_as_such(segmenter: LesionSegmenter) -> None:
     answer = segment_response(None, Image.new("L", (10, 10)), segmenter.ref, 0.1, 0.0)
 
     assert answer.lesion_found is False
@@ -182,7 +182,7 @@ def test_describe_reports_no_lesion_as_such(segmenter: LesionSegmenter) -> None:
     assert answer.roi_png is None
 
 
-def test_describe_makes_the_callers_box_the_roi_when_nothing_is_found_in_it(
+def test_segment_response_makes_the_callers_box_the_roi_when_nothing_is_found_in_it(
     segmenter: LesionSegmenter,
 ) -> None:
     box = BoundingBox(x0=10, y0=20, x1=50, y1=40)
