@@ -1,1 +1,2 @@
-"""Code shared by the BraNet services: schemas, errors, image validation, storage, logging."""
+"""The contract the BraNet services share: schemas, errors, image validation, the app factory
+and logging. No torch here: the gateway installs it without."""

@@ -4,7 +4,7 @@ network's construction, the preprocessing, and the calibration of its outputs.
 A model on disk is two files in the model folder: `<modality>.json` (a `ClassifierCard`) and
 the safetensors weights it names, whose SHA-256 the card pins. The training workbench writes
 them with these definitions and the classifier service reads them with the same ones; the
-parity test (tests/unit/classifier/test_training.py) holds the two to one preprocessing.
+parity test (tests/unit/training/test_classifier_training.py) holds the two to one preprocessing.
 """
 
 import math

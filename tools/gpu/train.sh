@@ -26,21 +26,21 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1 && [ -z "${NO_WHEELS:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   mkdir -p /tmp/src
-  for pair in branet_shared:shared branet_classifier:services/classifier; do
+  for pair in branet_shared:shared branet_runtime:runtime branet_classifier:services/classifier branet_training:training; do
     ln -sfn "$PWD/${pair#*:}" "/tmp/src/${pair%%:*}"
   done
   export PYTHONPATH=/tmp/src:/tmp/site
 fi
 PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
-$PY -c "import torch, torchvision, branet_classifier.pipeline, branet_classifier.pretraining; print(torch.__version__, torchvision.__version__, torch.cuda.is_available())" || exit 1
+$PY -c "import torch, torchvision, branet_training.classifier.train, branet_training.classifier.pretrain; print(torch.__version__, torchvision.__version__, torch.cuda.is_available())" || exit 1
 D=.gpu/data
 US="$D/busi $D/breast_lesions_usg $D/bus_uclm"
 E=${EPOCHS:-60}; S=${SIZE:-160}; J=${JOBS:-9}; L=${LIMIT:-500}
 W=${WORK:-/tmp/work}
 common="--modality ultrasound --data $US --cv-sites busi --loso --epochs $E --size $S --seed ${SEED:-0} --jobs $J --version ${VERSION:-1.2.0} ${EXTRA:-}"
-train() { $PY -c 'import sys; from branet_classifier.pipeline import main; main(sys.argv[1:])' "$@"; }
-pretrain() { $PY -c 'import sys; from branet_classifier.pretraining import main; main(sys.argv[1:])' "$@"; }
+train() { $PY -c 'import sys; from branet_training.classifier.train import main; main(sys.argv[1:])' "$@"; }
+pretrain() { $PY -c 'import sys; from branet_training.classifier.pretrain import main; main(sys.argv[1:])' "$@"; }
 start=$(date +%s)
 [ "${ARMS:-AB}" != B ] && (timeout $L bash -c "$(declare -f train); PY=$PY; train $common --ship $W/A/models --out $W/A/report --work-dir $W/A/work" > "$OUT/A.log" 2>&1; echo "A exit $? after $(( $(date +%s) - start )) s" >> "$OUT/A.log") &
 [ "${ARMS:-AB}" != A ] && (timeout $L bash -c "$(declare -f train pretrain); PY=$PY; pretrain --data $US $D/busi_normal_256 --out $W/B/trunk.pt --epochs ${PRE_EPOCHS:-300} --size ${PRE_SIZE:-160} --workers ${PRE_WORKERS:-6} && echo pretrained after \$(( \$(date +%s) - $start )) s && train $common --pretrained $W/B/trunk.pt --ship $W/B/models --out $W/B/report --work-dir $W/B/work" > "$OUT/B.log" 2>&1; echo "B exit $? after $(( $(date +%s) - start )) s" >> "$OUT/B.log") &

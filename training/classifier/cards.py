@@ -125,7 +125,7 @@ in one fold; images filed under both classes dropped).
 The lesion's region of interest (its box plus {card.roi_margin:.0%} context per side, from the
 segmenter or the user's box), or the whole image: grayscale, {_fitting(card)} {card.input_size}×
 {card.input_size}, ImageNet normalisation (`image_to_tensor` + `model_tensor` in
-`services/classifier/classify.py`, shared by training and serving).{_lesion_channel(card)}
+`services/classifier/model.py`, shared by training and serving).{_lesion_channel(card)}
 Softmax temperature {card.temperature:.3f}: 1 unless a held-back part of the training data shows
 another fits significantly better (likelihood-ratio test, 5 %).
 {_prevalence(card)}
