@@ -23,7 +23,8 @@ import torch
 from bench.timing import timed_ms
 from branet_runtime.allocator import keep_freed_memory
 from branet_runtime.files import sha256_of_file
-from branet_segmenter.segment import BUILDERS, AutomaticSettings, EmbeddingCache, LesionSegmenter
+from branet_segmenter.embeddings import EmbeddingCache
+from branet_segmenter.segment import BUILDERS, AutomaticSettings, LesionSegmenter
 from branet_shared.schemas import BoundingBox, Modality
 
 

@@ -5,12 +5,9 @@ masks on a grid of points and keeps the most lesion-like one by a documented rul
 (`lesion_likeness`), or reports that none was found.
 """
 
-import base64
 import logging
 import pickle
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -35,19 +32,19 @@ from branet_runtime.compilation import warm_up_or_run_eager
 from branet_runtime.files import fetched, verify_file
 from branet_runtime.precision import Precision, resolve_precision
 from branet_segmenter.acceleration import FastImageEncoder, Int8DynamicLinear, accelerate
+from branet_segmenter.branet_sam import BraNetSegmenter
 from branet_segmenter.checkpoints import OFFICIAL_CHECKPOINTS
+from branet_segmenter.embeddings import Embedding, EmbeddingCache
+from branet_segmenter.responses import BoolMask, Segmentation, segment_response
 from branet_shared.errors import ModelFileError
 from branet_shared.images import (
     ValidatedImage,
     bounding_box,
     check_prompt_fits,
-    encode_png,
-    roi_crop,
     validate_image,
 )
 from branet_shared.schemas import (
     BoundingBox,
-    Mask,
     Modality,
     ModelInfo,
     ModelRef,
@@ -59,22 +56,10 @@ from branet_shared.schemas import (
 if TYPE_CHECKING:  # the settings module reads `AutomaticSettings` from this one
     from branet_segmenter.settings import SegmenterSettings
 
-BoolMask = npt.NDArray[np.bool_]
 RGBImage = npt.NDArray[np.uint8]
 
 
 log = logging.getLogger(__name__)
-
-
-def encode_rle(mask: BoolMask) -> Mask:
-    """COCO uncompressed RLE: run lengths over the column-major mask, starting with zeros."""
-    flat = mask.flatten(order="F").astype(np.int8)
-    changes = np.flatnonzero(np.diff(flat)) + 1
-    boundaries = np.concatenate([[0], changes, [flat.size]])
-    counts = np.diff(boundaries).tolist()
-    if flat.size and flat[0] == 1:
-        counts = [0, *counts]
-    return Mask(size=(mask.shape[0], mask.shape[1]), counts=counts)
 
 
 def lesion_likeness(mask: BoolMask, gray: npt.NDArray[np.uint8], modality: Modality) -> float:
@@ -102,12 +87,6 @@ def lesion_likeness(mask: BoolMask, gray: npt.NDArray[np.uint8], modality: Modal
     inside, around = float(gray[mask].mean()), float(gray[ring].mean())
     contrast = (around - inside) if modality is Modality.ULTRASOUND else (inside - around)
     return float(compactness * max(contrast, 0.0) / 255.0)
-
-
-@dataclass(frozen=True)
-class Segmentation:
-    mask: BoolMask
-    score: float
 
 
 def build_toy_sam(checkpoint: str | None = None) -> Sam:
@@ -152,47 +131,6 @@ def build_toy_sam(checkpoint: str | None = None) -> Sam:
 
 BUILDERS: dict[str, Callable[..., Sam]] = {**sam_model_registry, "toy": build_toy_sam}
 MODEL_TYPES = ("vit_b", "vit_l", "vit_h", "toy")
-
-
-@dataclass(frozen=True)
-class Embedding:
-    features: torch.Tensor
-    original_size: tuple[int, int]
-    input_size: tuple[int, int]
-
-
-class EmbeddingCache:
-    """The most recent image embeddings, keyed by the image's SHA-256.
-
-    The image encoder is nearly all of SAM's cost; a second prompt on the same image (the user
-    adjusting a box) reuses the embedding. Bounded by entry count: a ViT embedding is 4 MiB.
-    """
-
-    def __init__(self, max_entries: int) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[str, Embedding] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: str) -> Embedding | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return found
-
-    def put(self, key: str, embedding: Embedding) -> None:
-        if self.max_entries == 0:
-            return
-        with self._lock:
-            self._entries[key] = embedding
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -397,48 +335,6 @@ class LesionSegmenter:
         return segment_response(found, upload.image, self.ref, margin, started, prompt.box)
 
 
-def segment_response(
-    segmentation: Segmentation | None,
-    image: Image.Image,
-    ref: ModelRef,
-    margin: float,
-    started: float,
-    given_box: BoundingBox | None = None,
-) -> SegmentResponse:
-    """The mask, its box and the ROI crop. When nothing is found inside a caller's box, the
-    box itself is the ROI: the caller said where the lesion is, and the classifier does as
-    well on a box drawn to within a tenth of the lesion's size as on its outline's."""
-    elapsed = (time.perf_counter() - started) * 1000
-    if segmentation is None or not segmentation.mask.any():
-        if given_box is None:
-            return SegmentResponse(lesion_found=False, model=ref, inference_ms=elapsed)
-        crop = roi_crop(image, given_box, margin)
-        return SegmentResponse(
-            lesion_found=False,
-            bbox=given_box,
-            roi_png=_b64(encode_png(crop)),
-            model=ref,
-            inference_ms=elapsed,
-        )
-    box = bounding_box(segmentation.mask)
-    mask_image = Image.fromarray(segmentation.mask.astype(np.uint8) * 255)
-    return SegmentResponse(
-        lesion_found=True,
-        bbox=box,
-        area=int(segmentation.mask.sum()),
-        score=segmentation.score,
-        mask=encode_rle(segmentation.mask),
-        mask_png=_b64(encode_png(mask_image)),
-        roi_png=_b64(encode_png(roi_crop(image, box, margin))),
-        model=ref,
-        inference_ms=elapsed,
-    )
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 @dataclass(frozen=True)
 class SegmentationRequest:
     """One upload to segment: its bytes, as sent, and the prompt, if any."""
@@ -453,7 +349,7 @@ class SegmenterTask:
 
     def __init__(self, settings: "SegmenterSettings") -> None:
         self.settings = settings
-        self._segmenter: LesionSegmenter | None = None
+        self._segmenter: LesionSegmenter | BraNetSegmenter | None = None
 
     @property
     def check(self) -> str:
@@ -461,10 +357,12 @@ class SegmenterTask:
 
     @property
     def title(self) -> str:
+        if self.settings.checkpoint is None:
+            return "branet lesion segmenter"
         return f"sam_{self.settings.model_type}"
 
     @property
-    def segmenter(self) -> LesionSegmenter:
+    def segmenter(self) -> "LesionSegmenter | BraNetSegmenter":
         if self._segmenter is None:
             raise ModelFileError(f"{self.title} is not loaded")
         return self._segmenter
@@ -474,7 +372,8 @@ class SegmenterTask:
         if settings.keep_freed_memory and not keep_freed_memory():
             log.info("freed memory goes back to the kernel: the C library is not glibc")
         if settings.checkpoint is None:
-            raise ModelFileError("no SAM checkpoint configured (set SEGMENTER_CHECKPOINT)")
+            self._segmenter = self._own_segmenter()
+            return
         checkpoint = fetched(settings.checkpoint, settings.cache_dir)
         try:
             self._segmenter = LesionSegmenter.load(
@@ -488,6 +387,18 @@ class SegmenterTask:
         except ModelFileError as exc:
             raise ModelFileError(f"{exc} (check SEGMENTER_CHECKPOINT)") from None
 
+    def _own_segmenter(self) -> "BraNetSegmenter":
+        settings = self.settings
+        cache = EmbeddingCache(settings.embedding_cache_entries)
+        try:
+            card = fetched(settings.model_card, settings.cache_dir)
+            return BraNetSegmenter.load(card, cache)
+        except ModelFileError as exc:
+            raise ModelFileError(
+                f"{exc} (train one with branet-train-segmenter, or set SEGMENTER_CHECKPOINT to"
+                " a SAM checkpoint)"
+            ) from None
+
     def warm_up(self) -> None:
         self.segmenter.warm_up()
 
@@ -495,22 +406,32 @@ class SegmenterTask:
         """Validate the upload and segment it: prompted with a box or points, else automatic."""
         upload = validate_image(request.data)
         check_prompt_fits(request.prompt, upload.image)
-        return self.segmenter.segment(
-            upload,
-            request.modality,
-            request.prompt,
-            self.settings.automatic,
-            self.settings.roi_margin,
+        segmenter, margin = self.segmenter, self.settings.roi_margin
+        if isinstance(segmenter, BraNetSegmenter):  # one pass, no grid of prompts
+            return segmenter.segment(upload, request.modality, request.prompt, margin)
+        return segmenter.segment(
+            upload, request.modality, request.prompt, self.settings.automatic, margin
         )
 
     @property
     def info(self) -> ModelInfo:
         segmenter = self.segmenter
-        return ModelInfo(
+        info = ModelInfo(
             name=segmenter.ref.name,
             version=segmenter.ref.version,
             task="segmentation",
             architecture=f"segment-anything {self.settings.model_type}",
             sha256=segmenter.checkpoint_sha256,
             runtime=segmenter.runtime,
+        )
+        if not isinstance(segmenter, BraNetSegmenter):
+            return info
+        card = segmenter.card
+        return info.model_copy(
+            update={
+                "architecture": f"segment-anything, {card.architecture.removeprefix('sam-')}"
+                " image encoder",
+                "metrics": card.metrics,
+                "description": card.description,
+            }
         )

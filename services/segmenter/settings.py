@@ -17,7 +17,14 @@ class SegmenterSettings(ModelServiceSettings):
         "vit_b", description="toy: the random-init test architecture, never for real use"
     )
     checkpoint: str | Path | None = Field(
-        None, description="SAM checkpoint (.pth) for model_type: a path or a gs:// URI"
+        None,
+        description="an official or toy SAM checkpoint (.pth) for model_type: a path or a gs://"
+        " URI; unset: BraNet's own lesion segmenter, SEGMENTER_MODEL_CARD",
+    )
+    model_card: str | Path = Field(
+        "models/segmenter.json",
+        description="BraNet's own lesion segmenter (branet-train-segmenter): its card, beside"
+        " its safetensors weights; a path or a gs:// URI; used when no checkpoint is set",
     )
     checkpoint_sha256: str | None = Field(
         None,

@@ -9,7 +9,7 @@ speckle, blur, scale) and blots out small patches, where calipers and text would
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,9 @@ from branet_classifier.model import (
     model_tensor,
 )
 from branet_shared.schemas import BoundingBox, Label
+from branet_training.augmentation import augment
 from branet_training.classifier.data import Sample, read_image
+from branet_training.runs import pick_device, save_atomically, seed_everything, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +63,6 @@ class TrainConfig:
     pretrained: str | None = None
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 class ImageCache:
     """Decoded, normalised images by path: each file is read once per process."""
 
@@ -88,41 +78,6 @@ class ImageCache:
 def model_input(sample: Sample, image: Image.Image, margin: float) -> LesionCrop:
     """What the service classifies: the lesion crop when a box is known, else the image."""
     return crop_to_lesion(image, sample.lesion, margin)
-
-
-def augment(
-    pixels: torch.Tensor, rng: random.Random, marker: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Scanner-like variation on a 1×S×S image in [0, 1]; the lesion marker, if any, is
-    flipped, turned and scaled with it."""
-    layers = pixels if marker is None else torch.cat([pixels, marker])
-    if rng.random() < 0.5:
-        layers = tvf.horizontal_flip(layers)
-    layers = tvf.affine(
-        layers,
-        angle=rng.uniform(-12, 12),
-        translate=[0, 0],
-        scale=rng.uniform(0.9, 1.1),
-        shear=[0.0, 0.0],
-    )
-    pixels = layers[:1]
-    if marker is not None:
-        marker = (layers[1:] > 0.5).float()
-    pixels = pixels.clamp(0, 1) ** rng.uniform(0.7, 1.4)  # gamma: the scanner's curve
-    pixels = pixels * rng.uniform(0.75, 1.25) + rng.uniform(-0.08, 0.08)  # gain and offset
-    if rng.random() < 0.5:  # multiplicative speckle
-        generator = torch.Generator().manual_seed(rng.randrange(2**31))
-        noise = torch.randn(pixels.shape, generator=generator) * rng.uniform(0.02, 0.15)
-        pixels = pixels * (1 + noise)
-    if rng.random() < 0.2:
-        pixels = tvf.gaussian_blur(pixels, kernel_size=[5, 5], sigma=[rng.uniform(0.3, 1.2)] * 2)
-    if rng.random() < 0.3:  # a blotted patch, where calipers or text would be
-        size = pixels.shape[-1]
-        h, w = rng.randint(size // 16, size // 5), rng.randint(size // 16, size // 5)
-        y, x = rng.randint(0, size - h), rng.randint(0, size - w)
-        pixels = pixels.clone()
-        pixels[:, y : y + h, x : x + w] = rng.random()
-    return pixels.clamp(0, 1), marker
 
 
 def perturb_marker(marker: torch.Tensor, rng: random.Random) -> torch.Tensor:
@@ -309,16 +264,6 @@ def train(
     return TrainedModel(network.eval(), temperature, history, prevalence)
 
 
-def warmup_cosine(steps: int, warmup: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, steps - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
 def _save_checkpoint(
     path: Path,
     network: torch.nn.Module,
@@ -340,14 +285,6 @@ def _save_checkpoint(
         },
         path,
     )
-
-
-def save_atomically(state: dict[str, Any], path: Path) -> None:
-    """`torch.save` through a temporary file: an interrupted save leaves the old checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    torch.save(state, partial)
-    partial.replace(path)
 
 
 def logits_of(

@@ -36,15 +36,10 @@ from branet_classifier.model import (
     image_to_tensor,
     standardise,
 )
-from branet_training.classifier.engine import (
-    ImageCache,
-    augment,
-    pick_device,
-    save_atomically,
-    seed_everything,
-    warmup_cosine,
-)
+from branet_training.augmentation import augment
+from branet_training.classifier.engine import ImageCache
 from branet_training.datasets import list_images
+from branet_training.runs import pick_device, save_atomically, seed_everything, warmup_cosine
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ import torch
 from branet_shared.schemas import Modality
 from branet_training.classifier.cards import git_commit, ship
 from branet_training.classifier.data import load_samples
-from branet_training.classifier.engine import TrainConfig, pick_device
+from branet_training.classifier.engine import TrainConfig
 from branet_training.classifier.folds import (
     WHOLE_IMAGE,
     FoldRunner,
@@ -46,6 +46,7 @@ from branet_training.classifier.folds import (
     whole_image_sections,
 )
 from branet_training.classifier.report import write_report
+from branet_training.runs import pick_device
 
 
 def share(text: str) -> float:

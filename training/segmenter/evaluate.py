@@ -24,12 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from branet_runtime.allocator import keep_freed_memory
-from branet_segmenter.segment import (
-    AutomaticSettings,
-    BoolMask,
-    LesionSegmenter,
-    Segmentation,
-)
+from branet_segmenter.responses import BoolMask, Segmentation
+from branet_segmenter.segment import AutomaticSettings, LesionSegmenter
 from branet_shared.images import bounding_box, validate_image
 from branet_shared.schemas import BoundingBox, Label, Modality
 from branet_training.datasets import LabelledImage, lesion_mask, list_class_folders

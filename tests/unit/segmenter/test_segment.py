@@ -10,15 +10,13 @@ import torch
 from PIL import Image
 
 from branet_segmenter.checkpoints import OFFICIAL_CHECKPOINTS
+from branet_segmenter.embeddings import Embedding, EmbeddingCache
+from branet_segmenter.responses import encode_rle, segment_response
 from branet_segmenter.segment import (
     AutomaticSettings,
-    Embedding,
-    EmbeddingCache,
     LesionSegmenter,
-    encode_rle,
     lesion_likeness,
     lesion_point_grid,
-    segment_response,
 )
 from branet_shared.errors import ModelFileError
 from branet_shared.images import bounding_box, roi_crop

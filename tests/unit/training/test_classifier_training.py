@@ -14,13 +14,13 @@ from safetensors.torch import load_file
 
 from branet_classifier.classify import ResNet18Classifier
 from branet_classifier.model import ClassifierCard
+from branet_training.augmentation import augment
 from branet_training.classifier.cards import card_markdown
 from branet_training.classifier.data import load_samples
 from branet_training.classifier.engine import (
     ImageCache,
     LesionDataset,
     TrainConfig,
-    augment,
     model_input,
     temperature_for,
 )

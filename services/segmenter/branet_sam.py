@@ -1,0 +1,136 @@
+"""BraNet's own lesion segmenter, served: the card's network (`model.py`), prompted by a box or
+points, or with no prompt at all, where one encoder pass and one decoder pass mark the most
+lesion-like region and its predicted IoU, against the card's `lesion_threshold`, says whether
+there is a lesion. Trained on breast ultrasound only: other modalities are refused with why.
+"""
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from segment_anything.modeling import Sam
+
+from branet_runtime.files import verify_file
+from branet_segmenter.embeddings import Embedding, EmbeddingCache
+from branet_segmenter.model import (
+    SegmenterCard,
+    build_lesion_sam,
+    decode_batch,
+    image_to_input,
+    mask_logits_to_image,
+    network_input,
+)
+from branet_segmenter.responses import Segmentation, segment_response
+from branet_shared.errors import ModelFileError, ModelUnavailable
+from branet_shared.images import ValidatedImage
+from branet_shared.schemas import BoundingBox, Modality, ModelRef, Point, Prompt, SegmentResponse
+
+MODALITIES = (Modality.ULTRASOUND,)
+
+
+class BraNetSegmenter:
+    def __init__(self, card: SegmenterCard, sam: Sam, cache: EmbeddingCache) -> None:
+        self.card = card
+        self.sam = sam.eval()
+        self.cache = cache
+
+    @classmethod
+    def load(cls, card_path: Path, cache: EmbeddingCache) -> "BraNetSegmenter":
+        try:
+            card = SegmenterCard.model_validate_json(card_path.read_bytes())
+        except FileNotFoundError:
+            raise ModelFileError(f"no segmenter card at {card_path}") from None
+        except ValueError as exc:
+            raise ModelFileError(f"segmenter card {card_path} is invalid: {exc}") from None
+        weights = card_path.parent / card.weights_file
+        verify_file(weights, card.weights_sha256, "weights file")
+        sam = build_lesion_sam(card)
+        state = {name: tensor.float() for name, tensor in load_file(weights).items()}
+        try:
+            sam.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelFileError(
+                f"weights in {weights} are not {card.architecture}: {exc}"
+            ) from None
+        return cls(card, sam, cache)
+
+    @property
+    def ref(self) -> ModelRef:
+        card = self.card
+        return ModelRef(name=card.name, version=card.version, sha256=card.weights_sha256)
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        return self.card.weights_sha256
+
+    @property
+    def runtime(self) -> str:
+        return "fp32, eager"
+
+    def warm_up(self) -> None:
+        blank = Image.new("L", (self.card.input_size, self.card.input_size))
+        self.predict(blank, "warm-up", None, ())
+
+    def embedding(self, image: Image.Image, key: str) -> torch.Tensor:
+        """The image's embedding, from the cache when it is there (a second prompt on the
+        same image, the user adjusting a box, reuses it)."""
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached.features
+        pixels = image_to_input(image, self.card.input_size)[None]
+        with torch.inference_mode():
+            features: torch.Tensor = self.sam.image_encoder(
+                self.sam.preprocess(network_input(pixels))
+            )
+        size = self.card.input_size
+        self.cache.put(key, Embedding(features, (image.height, image.width), (size, size)))
+        return features
+
+    def predict(
+        self,
+        image: Image.Image,
+        key: str,
+        box: BoundingBox | None,
+        points: Sequence[Point],
+    ) -> Segmentation:
+        """The mask and predicted IoU for the prompt: the box's single mask, the best of three
+        for points (a point is ambiguous), the single most lesion-like region for none."""
+        size = self.card.input_size
+        scale = size / max(image.width, image.height)  # as SAM scales prompts
+        boxes = None
+        if box is not None:
+            boxes = torch.tensor([[box.x0, box.y0, box.x1, box.y1]], dtype=torch.float32) * scale
+        coords = None
+        if points:
+            xy = torch.tensor([[[p.x + 0.5, p.y + 0.5] for p in points]]) * scale
+            coords = (xy, torch.tensor([[p.label for p in points]]))
+        embeddings = self.embedding(image, key)
+        with torch.inference_mode():
+            sparse, dense = self.sam.prompt_encoder(points=coords, boxes=boxes, masks=None)
+            logits, iou = decode_batch(self.sam, embeddings, sparse, dense, multimask=bool(points))
+        best = int(iou[0].argmax())
+        mask = mask_logits_to_image(logits[:, best : best + 1], size, image.width, image.height)
+        return Segmentation(mask=(mask[0, 0] > 0).numpy(), score=float(iou[0, best]))
+
+    def segment(
+        self,
+        upload: ValidatedImage,
+        modality: Modality,
+        prompt: Prompt,
+        margin: float,
+    ) -> SegmentResponse:
+        if modality not in MODALITIES:
+            raise ModelUnavailable(
+                f"{self.card.name} {self.card.version} was trained on breast ultrasound only; "
+                f"it does not segment {modality.value} images (draw a box to classify it as drawn)"
+            )
+        started = time.perf_counter()
+        found: Segmentation | None = self.predict(
+            upload.image, upload.sha256, prompt.box, prompt.points
+        )
+        if not prompt.given and found is not None and found.score < self.card.lesion_threshold:
+            found = None  # no prompt and not lesion-like enough: no lesion
+        return segment_response(found, upload.image, self.ref, margin, started, prompt.box)

@@ -1,0 +1,182 @@
+"""What training and serving must agree on for BraNet's own lesion segmenter: its card, and the
+network built from it: segment-anything's `Sam`, `PromptEncoder`, `MaskDecoder` and
+`TwoWayTransformer`, with a compact convolutional image encoder sized for a CPU.
+
+The encoder is torchvision's MobileNetV2 trunk (the ImageNet network the project can have),
+its stride-16 and stride-32 features joined and brought to SAM's image embedding (the card's
+`embed_dim` channels at 1/16 of the input) by SAM's own neck. A model on disk is a card
+(`<name>.json`) and the safetensors weights it names, whose SHA-256 it pins.
+"""
+
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torchvision
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from segment_anything.modeling.common import LayerNorm2d
+from torch.nn import functional as F  # noqa: N812 - the usual name
+from torchvision.transforms.v2 import functional as tvf
+
+# MobileNetV2's features: blocks 0-13 end at stride 16 (96 channels), 14-17 at 32 (320).
+STRIDE_16_BLOCKS = 14
+STRIDE_32_BLOCKS = 18
+
+
+class SegmenterCard(BaseModel):
+    """What a shipped lesion segmenter is, how to build and feed it, and how it measured."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    version: str
+    architecture: Literal["sam-mobilenet_v2"] = "sam-mobilenet_v2"
+    weights_file: str
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    input_size: int = Field(256, ge=64, le=1024, multiple_of=32)
+    embed_dim: int = Field(256, ge=16, le=512, description="SAM's image embedding channels")
+    decoder_depth: int = Field(2, ge=1, le=4, description="two-way transformer blocks")
+    decoder_mlp_dim: int = Field(2048, ge=16)
+    decoder_heads: int = Field(8, ge=1)
+    lesion_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="automatic mode: a lesion is found where the predicted IoU reaches this;"
+        " fitted on training folds only",
+    )
+    metrics: dict[str, float] = Field(default_factory=dict)
+    description: str = ""
+    training: dict[str, Any] = Field(default_factory=dict, description="config, data, commit")
+
+
+class MobileNetImageEncoder(torch.nn.Module):
+    """MobileNetV2's trunk as SAM's image encoder: N×3×S×S to N×embed_dim×S/16×S/16."""
+
+    def __init__(self, img_size: int, embed_dim: int) -> None:
+        super().__init__()
+        self.img_size = img_size  # SamPredictor and Sam.preprocess read it
+        features = torchvision.models.mobilenet_v2(weights=None).features
+        self.stride16 = features[:STRIDE_16_BLOCKS]
+        self.stride32 = features[STRIDE_16_BLOCKS:STRIDE_32_BLOCKS]
+        joined = 96 + 320
+        # SAM's neck (image_encoder.py): 1×1 conv, LayerNorm2d, 3×3 conv, LayerNorm2d.
+        self.neck = torch.nn.Sequential(
+            torch.nn.Conv2d(joined, embed_dim, kernel_size=1, bias=False),
+            LayerNorm2d(embed_dim),
+            torch.nn.Conv2d(embed_dim, embed_dim, kernel_size=3, padding=1, bias=False),
+            LayerNorm2d(embed_dim),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        fine = self.stride16(images)
+        coarse = F.interpolate(self.stride32(fine), size=fine.shape[-2:], mode="nearest")
+        embedding: torch.Tensor = self.neck(torch.cat([fine, coarse], dim=1))
+        return embedding
+
+
+def build_lesion_sam(card: SegmenterCard) -> Sam:
+    """The card's network with fresh weights: SAM's prompt encoder and mask decoder around the
+    MobileNetV2 encoder. Training and serving both build it here."""
+    size, dim = card.input_size, card.embed_dim
+    grid = size // 16
+    return Sam(
+        image_encoder=MobileNetImageEncoder(size, dim),
+        prompt_encoder=PromptEncoder(
+            embed_dim=dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(size, size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            transformer_dim=dim,
+            transformer=TwoWayTransformer(
+                depth=card.decoder_depth,
+                embedding_dim=dim,
+                mlp_dim=card.decoder_mlp_dim,
+                num_heads=card.decoder_heads,
+            ),
+            num_multimask_outputs=3,
+            iou_head_depth=3,
+            iou_head_hidden_dim=dim,
+        ),
+    )
+
+
+def decode_batch(
+    sam: Sam,
+    embeddings: torch.Tensor,
+    sparse: torch.Tensor,
+    dense: torch.Tensor,
+    multimask: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask logits (N×K×S/4×S/4) and predicted IoUs (N×K) for N images with one prompt each.
+
+    segment-anything 1.0's `MaskDecoder.predict_masks`, but for N embeddings against N prompts:
+    the package's repeats one image's embedding for every prompt, which batches prompts on one
+    image, not images (training and the one-pass automatic mode batch images). K is 3 with
+    `multimask`, else 1, as `MaskDecoder.forward` selects.
+    """
+    decoder = sam.mask_decoder
+    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+    tokens = torch.cat((output_tokens.unsqueeze(0).expand(len(sparse), -1, -1), sparse), dim=1)
+    src = embeddings + dense
+    positions = sam.prompt_encoder.get_dense_pe().expand(len(src), -1, -1, -1)
+    batch, channels, height, width = src.shape
+    hidden, src = decoder.transformer(src, positions, tokens)
+    mask_tokens = hidden[:, 1 : 1 + decoder.num_mask_tokens, :]
+    upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(batch, channels, height, width))
+    hyper_in = torch.stack(
+        [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
+        dim=1,
+    )
+    batch, channels, height, width = upscaled.shape
+    masks = (hyper_in @ upscaled.reshape(batch, channels, height * width)).reshape(
+        batch, -1, height, width
+    )
+    iou = decoder.iou_prediction_head(hidden[:, 0, :])
+    chosen = slice(1, None) if multimask else slice(0, 1)
+    return masks[:, chosen], iou[:, chosen]
+
+
+def fitted_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """An image's width and height once its longer side is `size` (SAM's ResizeLongestSide)."""
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def image_to_input(image: Image.Image, size: int) -> torch.Tensor:
+    """1×S×S in [0, 1]: the image in grayscale, its longer side scaled to S, padded with black
+    at the right and bottom as SAM pads. Colour is dropped, as for the classifier: in these
+    images it is annotation. Training and serving both start here."""
+    gray = image if image.mode == "L" else image.convert("L")
+    width, height = fitted_size(gray.width, gray.height, size)
+    pixels = tvf.to_dtype(tvf.pil_to_tensor(gray), torch.float32, scale=True)
+    pixels = tvf.resize(pixels, [height, width], antialias=True)
+    return F.pad(pixels, (0, size - width, 0, size - height))
+
+
+def mask_to_input(mask: npt.NDArray[np.bool_], size: int) -> torch.Tensor:
+    """A height×width mask resized and padded as `image_to_input` does the image: 1×S×S 0/1."""
+    height, width = mask.shape
+    fitted_w, fitted_h = fitted_size(width, height, size)
+    values = torch.from_numpy(mask.astype(np.float32))[None]
+    values = tvf.resize(values, [fitted_h, fitted_w], antialias=True)
+    return (F.pad(values, (0, size - fitted_w, 0, size - fitted_h)) > 0.5).float()
+
+
+def network_input(pixels: torch.Tensor) -> torch.Tensor:
+    """N×1×S×S in [0, 1] to what `Sam.preprocess` takes: three channels of 0..255."""
+    return pixels.expand(-1, 3, -1, -1) * 255.0
+
+
+def mask_logits_to_image(logits: torch.Tensor, size: int, width: int, height: int) -> torch.Tensor:
+    """N×K×S/4×S/4 mask logits to N×K×height×width over the original image (padding cut)."""
+    full = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+    fitted_w, fitted_h = fitted_size(width, height, size)
+    return F.interpolate(
+        full[..., :fitted_h, :fitted_w], size=(height, width), mode="bilinear", align_corners=False
+    )

@@ -1,0 +1,163 @@
+"""`branet-train-segmenter` at toy scale: two generated sites and their normals, one epoch,
+each site left out once, shipped; the shipped card served by the segmenter in every mode."""
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from branet_runtime.files import sha256_of_file
+from branet_segmenter.app import create_app
+from branet_segmenter.settings import SegmenterSettings
+from branet_training.segmenter.engine import dice_loss, hard_iou, jittered_box, sampled_points
+from branet_training.segmenter.report import FOUND_IOU, ImageScore, fitted_threshold
+from branet_training.segmenter.train import main as train_main
+from tests.conftest import Serve
+from tests.images import gray_png, write_class_folders
+
+
+def write_normals(folder: Path, count: int = 4) -> Path:
+    folder.mkdir(parents=True)
+    for index in range(count):
+        pixels = np.random.default_rng(500 + index).normal(140, 25, size=(64, 64)).clip(0, 255)
+        Image.fromarray(pixels.astype(np.uint8)).save(folder / f"normal ({index}).png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("segmenter")
+    # Other sizes, other speckle: the second site's images are not the first's copies.
+    sites = [
+        write_class_folders(root / name, per_class=3, size=size)
+        for name, size in (("site_a", (96, 80)), ("site_b", (104, 88)))
+    ]
+    normals = write_normals(root / "site_a_normal_64")
+    train_main(
+        [
+            "--data", *map(str, sites), "--normals", str(normals), "--out", str(root / "report"),
+            "--loso", "--ship", str(root / "models"), "--epochs", "1", "--size", "64",
+            "--batch-size", "4", "--version", "0.0.1-test",
+        ]
+    )  # fmt: skip
+    return root
+
+
+def test_each_site_is_left_out_once_and_scored_in_every_mode(run: Path) -> None:
+    report = json.loads((run / "report" / "report.json").read_text())
+
+    assert set(report) == {"context", "leave-out-site_a", "leave-out-site_b"}
+    section = report["leave-out-site_a"]
+    assert section["test"] == 6 + 4  # its lesions and its normals
+    assert {"box/all", "box_jittered/all", "point/all", "none/all"} <= set(section["summary"])
+    assert section["summary"]["automatic"]["normal_images"] == 4
+    assert all(0 <= row["dice"] <= 1 for key, row in section["summary"].items() if "/" in key)
+
+
+def test_the_shipped_card_pins_its_weights(run: Path) -> None:
+    card = json.loads((run / "models" / "segmenter.json").read_text())
+
+    assert card["weights_sha256"] == sha256_of_file(run / "models" / card["weights_file"])
+    assert card["input_size"] == 64
+    assert 0 <= card["lesion_threshold"] <= 1
+
+
+@pytest.fixture
+async def served(run: Path, serve: Serve) -> httpx.AsyncClient:
+    settings = SegmenterSettings(model_card=run / "models" / "segmenter.json")
+    return httpx.AsyncClient(transport=await serve(create_app(settings)), base_url="http://s")
+
+
+@pytest.mark.parametrize(
+    "prompt", [{"box": "20,20,70,60"}, {"points": "48,40,1"}, {"points": "48,40,1;5,5,0"}, {}]
+)
+async def test_the_shipped_model_answers_every_mode(
+    served: httpx.AsyncClient, prompt: dict[str, str]
+) -> None:
+    async with served as client:
+        ready = await client.get("/readyz")
+        models = (await client.get("/v1/models")).json()["models"]
+        response = await client.post(
+            "/v1/segment",
+            files={"file": ("scan.png", gray_png())},
+            data={"modality": "ultrasound", **prompt},
+        )
+
+    assert ready.status_code == 200, ready.text
+    assert models[0]["name"] == "branet-lesion-sam"
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"]["version"] == "0.0.1-test"
+    if body["lesion_found"]:
+        assert body["mask"]["size"] == [80, 96]
+
+
+async def test_mammograms_are_refused_with_why(served: httpx.AsyncClient) -> None:
+    async with served as client:
+        response = await client.post(
+            "/v1/segment", files={"file": ("m.png", gray_png())}, data={"modality": "mammography"}
+        )
+
+    assert response.status_code == 503
+    assert "ultrasound only" in response.json()["detail"]
+
+
+async def test_a_tampered_weights_file_leaves_the_segmenter_unready(
+    run: Path, tmp_path: Path, serve: Serve
+) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for path in (run / "models").iterdir():
+        folder.joinpath(path.name).write_bytes(path.read_bytes())
+    weights = folder / "segmenter.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    settings = SegmenterSettings(model_card=folder / "segmenter.json")
+    async with httpx.AsyncClient(
+        transport=await serve(create_app(settings)), base_url="http://s"
+    ) as client:
+        ready = await client.get("/readyz")
+
+    assert ready.status_code == 503
+    assert "SHA-256" in ready.json()["checks"]["sam"]["detail"]
+
+
+def test_prompts_are_drawn_on_the_lesion() -> None:
+    import random
+
+    import torch
+
+    mask = torch.zeros(1, 32, 32)
+    mask[0, 10:20, 5:15] = 1
+    rng = random.Random(0)
+    x0, y0, x1, y1 = jittered_box(mask, rng, 0.1)
+    (inside, other), (positive, second) = sampled_points(mask, rng)
+
+    assert (4 <= x0 <= 6, 14 <= x1 <= 16, 9 <= y0 <= 11, 19 <= y1 <= 21) == (True,) * 4
+    assert positive == 1
+    assert mask[0, int(inside[1]), int(inside[0])] == 1
+    assert second == -1 or mask[0, int(other[1]), int(other[0])] == 0
+
+
+def test_losses_reward_the_right_mask() -> None:
+    import torch
+
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., 2:6, 2:6] = 1
+    right, wrong = target * 20 - 10, -(target * 20 - 10)
+
+    assert float(dice_loss(right, target)) < 0.05 < float(dice_loss(wrong, target))
+    assert float(hard_iou(right, target)) == 1.0
+    assert float(hard_iou(wrong, target)) == 0.0
+
+
+def test_the_threshold_separates_found_lesions_from_the_rest() -> None:
+    def score(kind: str, iou: float, predicted: float) -> ImageScore:
+        return ImageScore("x", kind, "none", iou, iou, predicted)
+
+    scores = [score("benign", 0.8, 0.9), score("malignant", 0.7, 0.8)]
+    scores += [score("normal", 0.0, 0.3), score("benign", FOUND_IOU / 2, 0.4)]
+
+    assert 0.4 < fitted_threshold(scores) <= 0.8

@@ -1,0 +1,43 @@
+"""Scanner-like variation for ultrasound images in training, the same for every model kind:
+geometry (flip, rotation, scale), the scanner's curve and gain, speckle, blur, and blotted
+patches where site marks (calipers, text, icons) would be."""
+
+import random
+
+import torch
+from torchvision.transforms.v2 import functional as tvf
+
+
+def augment(
+    pixels: torch.Tensor, rng: random.Random, marker: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Scanner-like variation on a 1×S×S image in [0, 1]; the lesion marker, if any, is
+    flipped, turned and scaled with it."""
+    layers = pixels if marker is None else torch.cat([pixels, marker])
+    if rng.random() < 0.5:
+        layers = tvf.horizontal_flip(layers)
+    layers = tvf.affine(
+        layers,
+        angle=rng.uniform(-12, 12),
+        translate=[0, 0],
+        scale=rng.uniform(0.9, 1.1),
+        shear=[0.0, 0.0],
+    )
+    pixels = layers[:1]
+    if marker is not None:
+        marker = (layers[1:] > 0.5).float()
+    pixels = pixels.clamp(0, 1) ** rng.uniform(0.7, 1.4)  # gamma: the scanner's curve
+    pixels = pixels * rng.uniform(0.75, 1.25) + rng.uniform(-0.08, 0.08)  # gain and offset
+    if rng.random() < 0.5:  # multiplicative speckle
+        generator = torch.Generator().manual_seed(rng.randrange(2**31))
+        noise = torch.randn(pixels.shape, generator=generator) * rng.uniform(0.02, 0.15)
+        pixels = pixels * (1 + noise)
+    if rng.random() < 0.2:
+        pixels = tvf.gaussian_blur(pixels, kernel_size=[5, 5], sigma=[rng.uniform(0.3, 1.2)] * 2)
+    if rng.random() < 0.3:  # a blotted patch, where calipers or text would be
+        size = pixels.shape[-1]
+        h, w = rng.randint(size // 16, size // 5), rng.randint(size // 16, size // 5)
+        y, x = rng.randint(0, size - h), rng.randint(0, size - w)
+        pixels = pixels.clone()
+        pixels[:, y : y + h, x : x + w] = rng.random()
+    return pixels.clamp(0, 1), marker

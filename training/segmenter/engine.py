@@ -1,0 +1,257 @@
+"""Training the lesion segmenter, and running it on held-out images.
+
+One model serves three modes, so every training step samples all three prompts on the same
+image embeddings: a box as a person draws it (the mask's box, each edge moved by up to
+`box_jitter` of its side), a point on the lesion (and at times one off it), and no prompt at
+all, where the model marks the most lesion-like region and its predicted IoU says whether it
+is one (an image without a lesion is taught IoU 0). The loss is SAM's: 20 × focal + dice on the
+masks, the squared error of the predicted IoU against the mask's real one; with points, only the
+best of the three masks is taught, as SAM does for an ambiguous prompt.
+"""
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from segment_anything.modeling import Sam
+from torch.nn import functional as F  # noqa: N812 - the usual name
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from branet_segmenter.model import (
+    SegmenterCard,
+    build_lesion_sam,
+    decode_batch,
+    image_to_input,
+    mask_to_input,
+    network_input,
+)
+from branet_training.augmentation import augment
+from branet_training.runs import pick_device, seed_everything, warmup_cosine
+from branet_training.segmenter.data import MaskedImage
+
+log = logging.getLogger(__name__)
+PROMPT_MODES = ("box", "point", "none")
+
+
+@dataclass(frozen=True)
+class SegmenterTrainConfig:
+    input_size: int = 256
+    embed_dim: int = 256
+    decoder_depth: int = 2
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    augment: bool = True
+    box_jitter: float = 0.1  # how far a drawn box's edge strays, a share of the box's side
+    seed: int = 0
+    device: str = "auto"
+
+    def card(self, **fields: Any) -> SegmenterCard:
+        """A card with this configuration's network (weights fields given by the caller)."""
+        return SegmenterCard(
+            input_size=self.input_size,
+            embed_dim=self.embed_dim,
+            decoder_depth=self.decoder_depth,
+            **fields,
+        )
+
+
+class MaskDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """(1×S×S image in [0, 1], 1×S×S mask) per image, decoded once, augmented in training."""
+
+    def __init__(self, images: Sequence[MaskedImage], size: int, train: bool, seed: int) -> None:
+        self.train = train
+        self.rng = random.Random(seed)  # noqa: S311 - augmentation, not secrets
+        self.items: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for image in images:
+            picture, mask = image.image_and_mask()
+            pixels = (image_to_input(picture, size) * 255).round().to(torch.uint8)
+            self.items.append((pixels, mask_to_input(mask, size).to(torch.uint8)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels, mask = (layer.float() for layer in self.items[index])
+        pixels = pixels / 255
+        if self.train:
+            augmented, moved = augment(pixels, self.rng, mask)
+            assert moved is not None
+            return augmented, moved
+        return pixels, mask
+
+
+def jittered_box(mask: torch.Tensor, rng: random.Random, jitter: float) -> list[float]:
+    """x0, y0, x1, y1 of a 1×S×S mask's box, each edge moved by up to `jitter` of its side."""
+    rows = torch.nonzero(mask[0].any(dim=1)).flatten()
+    cols = torch.nonzero(mask[0].any(dim=0)).flatten()
+    x0, x1 = float(cols[0]), float(cols[-1]) + 1
+    y0, y1 = float(rows[0]), float(rows[-1]) + 1
+    width, height = x1 - x0, y1 - y0
+    size = mask.shape[-1]
+
+    def move(value: float, side: float) -> float:
+        return min(max(value + rng.uniform(-jitter, jitter) * side, 0.0), float(size))
+
+    box = [move(x0, width), move(y0, height), move(x1, width), move(y1, height)]
+    if box[2] - box[0] < 2 or box[3] - box[1] < 2:  # jitter crossed the edges: keep the truth
+        return [x0, y0, x1, y1]
+    return box
+
+
+def sampled_points(mask: torch.Tensor, rng: random.Random) -> tuple[list[list[float]], list[int]]:
+    """One point on the lesion and, half the time, one off it (else a padding point, label -1,
+    which SAM's prompt encoder ignores): coordinates in the S×S input, and labels."""
+    inside = torch.nonzero(mask[0] > 0.5)
+    y, x = inside[rng.randrange(len(inside))].tolist()
+    points, labels = [[x + 0.5, y + 0.5]], [1]
+    outside = torch.nonzero(mask[0] < 0.5)
+    if rng.random() < 0.5 and len(outside):
+        y, x = outside[rng.randrange(len(outside))].tolist()
+        points.append([x + 0.5, y + 0.5])
+        labels.append(0)
+    else:
+        points.append([0.0, 0.0])
+        labels.append(-1)
+    return points, labels
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per mask (N×K) mean sigmoid focal loss (alpha 0.25, gamma 2), as SAM trains."""
+    probability = torch.sigmoid(logits)
+    cross = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = probability * target + (1 - probability) * (1 - target)
+    alpha = 0.25 * target + 0.75 * (1 - target)
+    return (alpha * cross * (1 - p_t) ** 2).flatten(2).mean(dim=2)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per mask (N×K) 1 - soft Dice; an empty target asks for an empty mask."""
+    probability = torch.sigmoid(logits).flatten(2)
+    truth = target.flatten(2)
+    overlap = (probability * truth).sum(dim=2)
+    return 1 - (2 * overlap + 1) / (probability.sum(dim=2) + truth.sum(dim=2) + 1)
+
+
+def hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per mask (N×K) IoU of the thresholded mask with the target; 0 where both are empty."""
+    predicted = (logits > 0).flatten(2)
+    truth = target.flatten(2) > 0.5
+    union = (predicted | truth).sum(dim=2).float()
+    return torch.where(union > 0, (predicted & truth).sum(dim=2) / union.clamp(min=1), 0.0)
+
+
+@dataclass
+class PromptBatch:
+    """The prompts of one mode for a batch, in the S×S input's coordinates."""
+
+    boxes: torch.Tensor | None = None
+    points: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def multimask(self) -> bool:
+        return self.points is not None  # a point is ambiguous: part of a lesion or all of it
+
+
+def decode(sam: Sam, embeddings: torch.Tensor, prompts: PromptBatch) -> tuple[Any, Any]:
+    """Mask logits at the input's size (N×K×S×S) and predicted IoUs (N×K) for `prompts`."""
+    sparse, dense = sam.prompt_encoder(points=prompts.points, boxes=prompts.boxes, masks=None)
+    if sparse.shape[0] != len(embeddings):  # no prompt: one empty set, for every image
+        sparse = sparse.expand(len(embeddings), -1, -1)
+        dense = dense.expand(len(embeddings), -1, -1, -1)
+    logits, iou = decode_batch(sam, embeddings, sparse, dense, prompts.multimask)
+    size = sam.image_encoder.img_size
+    return F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False), iou
+
+
+def mode_loss(
+    sam: Sam, embeddings: torch.Tensor, prompts: PromptBatch, masks: torch.Tensor
+) -> torch.Tensor:
+    logits, predicted_iou = decode(sam, embeddings, prompts)
+    target = masks.expand_as(logits)
+    per_mask = 20 * focal_loss(logits, target) + dice_loss(logits, target)
+    best = per_mask.argmin(dim=1, keepdim=True)
+    iou_error = (predicted_iou - hard_iou(logits, target).detach()) ** 2
+    loss: torch.Tensor = (per_mask.gather(1, best) + iou_error.gather(1, best)).mean()
+    return loss
+
+
+def batch_prompts(masks: torch.Tensor, rng: random.Random, jitter: float) -> dict[str, PromptBatch]:
+    boxes = torch.tensor([jittered_box(mask, rng, jitter) for mask in masks])
+    sampled = [sampled_points(mask, rng) for mask in masks]
+    coords = torch.tensor([points for points, _ in sampled])
+    labels = torch.tensor([point_labels for _, point_labels in sampled])
+    return {"box": PromptBatch(boxes=boxes), "point": PromptBatch(points=(coords, labels))}
+
+
+@dataclass
+class TrainedSegmenter:
+    sam: Sam
+    card: SegmenterCard
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def train_segmenter(
+    images: Sequence[MaskedImage], config: SegmenterTrainConfig, progress_label: str = ""
+) -> TrainedSegmenter:
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    # Weights are named and pinned when shipped (train.py's `ship`).
+    card = config.card(
+        name="branet-lesion-sam", version="training", weights_file="-", weights_sha256="0" * 64
+    )
+    sam = build_lesion_sam(card).to(device)
+    dataset = MaskDataset(images, config.input_size, train=config.augment, seed=config.seed)
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=False)
+    optimizer = torch.optim.AdamW(
+        sam.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    steps = config.epochs * len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(steps, max(1, steps // 20))
+    )
+    rng = random.Random(config.seed + 1)  # noqa: S311 - prompts, not secrets
+    history = []
+    for epoch in range(config.epochs):
+        sam.train()
+        total, loss_sum = 0, 0.0
+        label = f"{progress_label} epoch {epoch + 1}/{config.epochs}"
+        for pixels, masks in tqdm(loader, desc=label, leave=False, disable=None):
+            pixels, masks = pixels.to(device), masks.to(device)
+            embeddings = sam.image_encoder(sam.preprocess(network_input(pixels)))
+            loss = mode_loss(sam, embeddings, PromptBatch(), masks)
+            lesion = masks.flatten(1).amax(dim=1) > 0
+            if lesion.any():
+                prompts = batch_prompts(masks[lesion].cpu(), rng, config.box_jitter)
+                for prompt in prompts.values():
+                    moved = PromptBatch(
+                        boxes=None if prompt.boxes is None else prompt.boxes.to(device),
+                        points=None
+                        if prompt.points is None
+                        else (prompt.points[0].to(device), prompt.points[1].to(device)),
+                    )
+                    loss = loss + mode_loss(sam, embeddings[lesion], moved, masks[lesion])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            scheduler.step()
+            total += len(pixels)
+            loss_sum += float(loss.detach()) * len(pixels)
+        history.append({"epoch": epoch + 1, "loss": loss_sum / max(1, total)})
+        tqdm.write(f"{label}: loss {loss_sum / max(1, total):.4f}")
+    return TrainedSegmenter(sam.eval().cpu(), card, history)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's mask (at its own size) and predicted IoU in one mode."""
+
+    mask: npt.NDArray[np.bool_]
+    score: float

@@ -1,0 +1,184 @@
+"""`branet-train-segmenter`: train BraNet's lesion segmenter, measure it at hospitals it has not
+seen, and ship it.
+
+    branet-train-segmenter --data ../shared/data/{busi,breast_lesions_usg,bus_uclm} \\
+        --normals ../shared/data/busi_normal_256 --loso --out reports/segmenter --ship models
+
+1. Every masked image of the sites, deduplicated and grouped (`data.py`), and the normals.
+2. With `--loso`: for each site, train on the others (their normals too) and score the site's
+   images in every prompt mode (`report.py`); the automatic mode's threshold is fitted on the
+   training images, never on the site scored.
+3. With `--ship DIR`: train on everything, fit the threshold on it, and write `segmenter.json`
+   (the card) and `segmenter.safetensors` to DIR, where the segmenter loads them by default.
+"""
+
+import argparse
+import datetime as dt
+import logging
+import platform
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from branet_runtime.files import sha256_of_file
+from branet_segmenter.branet_sam import BraNetSegmenter
+from branet_segmenter.embeddings import EmbeddingCache
+from branet_training.classifier.cards import LICENCES, git_commit
+from branet_training.runs import pick_device
+from branet_training.segmenter.data import MaskedImage, load_masked_images
+from branet_training.segmenter.engine import SegmenterTrainConfig, train_segmenter
+from branet_training.segmenter.report import (
+    ImageScore,
+    fitted_threshold,
+    score_image,
+    scores_json,
+    summary,
+    write_report,
+)
+
+log = logging.getLogger(__name__)
+
+
+def scored(segmenter: BraNetSegmenter, images: Sequence[MaskedImage], seed: int) -> list[Any]:
+    rng = np.random.default_rng(seed)
+    return [score for image in images for score in score_image(segmenter, image, rng)]
+
+
+def trained_segmenter(
+    images: Sequence[MaskedImage], config: SegmenterTrainConfig, label: str
+) -> tuple[BraNetSegmenter, list[ImageScore], list[dict[str, float]]]:
+    """A model trained on `images`, its automatic threshold fitted on them, and their scores."""
+    trained = train_segmenter(images, config, label)
+    segmenter = BraNetSegmenter(trained.card, trained.sam, EmbeddingCache(0))
+    training_scores = scored(segmenter, images, config.seed)
+    threshold = fitted_threshold(training_scores)
+    segmenter.card = segmenter.card.model_copy(update={"lesion_threshold": threshold})
+    return segmenter, training_scores, trained.history
+
+
+def leave_one_site_out(
+    images: Sequence[MaskedImage], config: SegmenterTrainConfig, sites: Sequence[str] | None
+) -> dict[str, Any]:
+    sections: dict[str, Any] = {}
+    for site in sorted({image.site for image in images}):
+        if sites and site not in sites:
+            continue
+        train = [image for image in images if image.site != site]
+        test = [image for image in images if image.site == site]
+        segmenter, _, history = trained_segmenter(train, config, f"loso-{site}")
+        threshold = segmenter.card.lesion_threshold
+        scores = scored(segmenter, test, config.seed)
+        sections[f"leave-out-{site}"] = {
+            "train": len(train),
+            "test": len(test),
+            "history": history,
+            "summary": summary(scores, threshold),
+            "scores": scores_json(scores),
+        }
+        log.info("left out %s: %s", site, sections[f"leave-out-{site}"]["summary"])
+    return sections
+
+
+def ship(
+    segmenter: BraNetSegmenter,
+    dest: Path,
+    version: str,
+    metrics: dict[str, float],
+    training: dict[str, Any],
+) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    weights = dest / "segmenter.safetensors"
+    state = {k: v.detach().half().contiguous() for k, v in segmenter.sam.state_dict().items()}
+    save_file(state, weights)
+    card = segmenter.card.model_copy(
+        update={
+            "name": "branet-lesion-sam",
+            "version": version,
+            "weights_file": weights.name,
+            "weights_sha256": sha256_of_file(weights),
+            "metrics": metrics,
+            "training": training,
+            "description": "SAM's prompt encoder and mask decoder with a MobileNetV2 image"
+            " encoder, trained from scratch on breast ultrasound lesion masks. Research use"
+            " only; not a diagnosis.",
+        }
+    )
+    path = dest / "segmenter.json"
+    path.write_text(card.model_dump_json(indent=2))
+    return path
+
+
+def headline(sections: dict[str, Any]) -> dict[str, float]:
+    """Means over the sites left out: what the card carries."""
+    keys = {
+        "loso_box_jittered_dice": ("box_jittered/all", "dice"),
+        "loso_box_dice": ("box/all", "dice"),
+        "loso_point_dice": ("point/all", "dice"),
+        "loso_automatic_dice": ("none/all", "dice"),
+    }
+    metrics: dict[str, float] = {}
+    for name, (row, column) in keys.items():
+        values = [s["summary"][row][column] for s in sections.values() if row in s["summary"]]
+        if values:
+            metrics[name] = round(float(np.mean(values)), 4)
+    found = [s["summary"]["automatic"]["lesion_found_rate"] for s in sections.values()]
+    if found:
+        metrics["loso_lesion_found_rate"] = round(float(np.mean(found)), 4)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="branet-train-segmenter",
+        description=__doc__.split("\n")[0].split(": ", 1)[1],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--data", type=Path, nargs="+", required=True, help="masked sites")
+    parser.add_argument("--normals", type=Path, nargs="*", default=[], help="lesion-free images")
+    parser.add_argument("--out", type=Path, required=True, help="report folder")
+    parser.add_argument("--loso", action="store_true", help="leave each site out in turn")
+    parser.add_argument("--sites", nargs="*", default=None, help="leave out only these sites")
+    parser.add_argument("--ship", type=Path, default=None, help="write the final model here")
+    parser.add_argument("--version", default=dt.date.today().isoformat())
+    defaults = SegmenterTrainConfig()
+    parser.add_argument("--size", type=int, default=defaults.input_size)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    config = SegmenterTrainConfig(
+        input_size=args.size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        device=args.device,
+    )
+    images = load_masked_images(args.data, args.normals)
+    context = {
+        "title": "BraNet lesion segmenter",
+        "data": ", ".join(str(d) for d in [*args.data, *args.normals]),
+        "licences": [text for key, text in LICENCES.items() if key in str(args.data)],
+        "config": asdict(config),
+        "code_commit": git_commit(),
+        "torch": torch.__version__,
+        "device": str(pick_device(config.device)),
+        "machine": platform.processor() or platform.machine(),
+    }
+    sections = leave_one_site_out(images, config, args.sites) if args.loso else {}
+    write_report(args.out, sections, context)
+    metrics = headline(sections)
+    print(metrics)
+    if args.ship is not None:
+        segmenter, _, history = trained_segmenter(images, config, "final")
+        training = {**context, "history": history, "images": len(images)}
+        print(f"shipped {ship(segmenter, args.ship, args.version, metrics, training)}")
