@@ -1,0 +1,85 @@
+"""BraNet's own segmenter network: built from its card, fed as in training, decoded as
+segment-anything decodes."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from branet_segmenter.model import (
+    SegmenterCard,
+    build_lesion_sam,
+    decode_batch,
+    image_to_input,
+    mask_logits_to_image,
+    mask_to_input,
+)
+from branet_training.segmenter.data import MaskedImage
+from branet_training.segmenter.engine import MaskDataset
+from tests.images import lesion_array
+
+
+@pytest.fixture(scope="module")
+def card() -> SegmenterCard:
+    return SegmenterCard(
+        name="test", version="0", weights_file="-", weights_sha256="0" * 64, input_size=64
+    )
+
+
+def test_the_embedding_is_sams_shape_at_a_sixteenth_of_the_input(card: SegmenterCard) -> None:
+    sam = build_lesion_sam(card).eval()
+
+    with torch.inference_mode():
+        embedding = sam.image_encoder(torch.zeros(2, 3, 64, 64))
+
+    assert embedding.shape == (2, card.embed_dim, 4, 4)
+    assert sam.image_encoder.img_size == 64
+
+
+def test_batched_decoding_is_the_packages_decoding_image_by_image(card: SegmenterCard) -> None:
+    torch.manual_seed(0)
+    sam = build_lesion_sam(card).eval()
+    with torch.inference_mode():
+        embeddings = sam.image_encoder(torch.rand(3, 3, 64, 64) * 255)
+        boxes = torch.tensor([[4.0, 4, 40, 40], [10, 12, 30, 50], [0, 0, 63, 63]])
+        sparse, dense = sam.prompt_encoder(points=None, boxes=boxes, masks=None)
+        batched, batched_iou = decode_batch(sam, embeddings, sparse, dense, multimask=True)
+        for index in range(3):
+            masks, iou = sam.mask_decoder(
+                embeddings[index : index + 1],
+                sam.prompt_encoder.get_dense_pe(),
+                sparse[index : index + 1],
+                dense[index : index + 1],
+                multimask_output=True,
+            )
+            torch.testing.assert_close(batched[index : index + 1], masks, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(batched_iou[index : index + 1], iou, atol=1e-5, rtol=1e-4)
+
+
+def test_training_sees_the_image_and_mask_as_serving_does(tmp_path: Path) -> None:
+    folder = tmp_path
+    pixels = lesion_array(120, 70)
+    Image.fromarray(pixels).save(folder / "case.png")
+    mask = pixels < 80
+    Image.fromarray(mask.astype(np.uint8) * 255).save(folder / "case_mask.png")
+    image = MaskedImage(folder / "case.png", (folder / "case_mask.png",), "site", "g", "benign")
+
+    trained_pixels, trained_mask = MaskDataset([image], 64, train=False, seed=0)[0]
+
+    served = image_to_input(Image.open(folder / "case.png"), 64)
+    torch.testing.assert_close(trained_pixels, served, atol=1 / 255, rtol=0)
+    assert torch.equal(trained_mask, mask_to_input(mask, 64))
+    assert float(trained_mask[:, 38:, :].sum()) == 0  # the padding below a wide image
+
+
+def test_mask_logits_map_back_onto_the_whole_image() -> None:
+    logits = torch.full((1, 1, 16, 16), -5.0)
+    logits[..., :4, :8] = 5.0  # the top-left quarter of the fitted 64×32 region
+
+    mask = mask_logits_to_image(logits, 64, width=120, height=60)[0, 0] > 0
+
+    assert mask.shape == (60, 120)
+    assert bool(mask[:20, :50].all())
+    assert not bool(mask[40:, 70:].any())
