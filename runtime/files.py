@@ -8,10 +8,24 @@ for local files. Nothing is fetched over the network at inference time.
 import hashlib
 import logging
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from branet_shared.errors import ModelFileError
 
 log = logging.getLogger(__name__)
+CardT = TypeVar("CardT", bound=BaseModel)
+
+
+def read_card(path: Path, card_type: type[CardT]) -> CardT:
+    """A model card, or the `ModelFileError` that says why it cannot be read."""
+    try:
+        return card_type.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise ModelFileError(f"no model card at {path}") from None
+    except ValueError as exc:
+        raise ModelFileError(f"model card {path} is invalid: {exc}") from None
 
 
 def sha256_of_file(path: Path) -> str:

@@ -30,7 +30,7 @@ from branet_classifier.model import (
     model_tensor,
 )
 from branet_runtime.compilation import compile_frozen, warm_up_or_run_eager
-from branet_runtime.files import fetched, verify_file
+from branet_runtime.files import fetched, read_card, verify_file
 from branet_runtime.precision import Precision, ResolvedPrecision, resolve_precision
 from branet_shared.errors import ModelFileError
 from branet_shared.schemas import (
@@ -170,12 +170,7 @@ class ResNet18Classifier:
     def load(
         cls, card_path: Path, precision: Precision = "fp32", compiled: bool = False
     ) -> "ResNet18Classifier":
-        try:
-            card = ClassifierCard.model_validate_json(card_path.read_bytes())
-        except FileNotFoundError:
-            raise ModelFileError(f"no model card at {card_path}") from None
-        except ValueError as exc:
-            raise ModelFileError(f"model card {card_path} is invalid: {exc}") from None
+        card = read_card(card_path, ClassifierCard)
         weights_path = card_path.parent / card.weights_file
         verify_file(weights_path, card.weights_sha256, "weights file")
         network = build_resnet18()

@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from segment_anything.modeling import Sam
 
-from branet_runtime.files import verify_file
+from branet_runtime.files import read_card, verify_file
 from branet_segmenter.embeddings import Embedding, EmbeddingCache
 from branet_segmenter.model import (
     SegmenterCard,
@@ -39,12 +39,7 @@ class BraNetSegmenter:
 
     @classmethod
     def load(cls, card_path: Path, cache: EmbeddingCache) -> "BraNetSegmenter":
-        try:
-            card = SegmenterCard.model_validate_json(card_path.read_bytes())
-        except FileNotFoundError:
-            raise ModelFileError(f"no segmenter card at {card_path}") from None
-        except ValueError as exc:
-            raise ModelFileError(f"segmenter card {card_path} is invalid: {exc}") from None
+        card = read_card(card_path, SegmenterCard)
         weights = card_path.parent / card.weights_file
         verify_file(weights, card.weights_sha256, "weights file")
         sam = build_lesion_sam(card)
