@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
-from branet_runtime.files import sha256_of_file
 from branet_segmenter.branet_sam import BraNetSegmenter
 from branet_segmenter.embeddings import EmbeddingCache
 from branet_training.classifier.cards import LICENCES, git_commit
 from branet_training.runs import pick_device
+from branet_training.segmenter.cards import ship
 from branet_training.segmenter.data import MaskedImage, load_masked_images
 from branet_training.segmenter.engine import SegmenterTrainConfig, train_segmenter
 from branet_training.segmenter.report import (
@@ -82,35 +81,6 @@ def leave_one_site_out(
         }
         log.info("left out %s: %s", site, sections[f"leave-out-{site}"]["summary"])
     return sections
-
-
-def ship(
-    segmenter: BraNetSegmenter,
-    dest: Path,
-    version: str,
-    metrics: dict[str, float],
-    training: dict[str, Any],
-) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    weights = dest / "segmenter.safetensors"
-    state = {k: v.detach().half().contiguous() for k, v in segmenter.sam.state_dict().items()}
-    save_file(state, weights)
-    card = segmenter.card.model_copy(
-        update={
-            "name": "branet-lesion-sam",
-            "version": version,
-            "weights_file": weights.name,
-            "weights_sha256": sha256_of_file(weights),
-            "metrics": metrics,
-            "training": training,
-            "description": "SAM's prompt encoder and mask decoder with a MobileNetV2 image"
-            " encoder, trained from scratch on breast ultrasound lesion masks. Research use"
-            " only; not a diagnosis.",
-        }
-    )
-    path = dest / "segmenter.json"
-    path.write_text(card.model_dump_json(indent=2))
-    return path
 
 
 def headline(sections: dict[str, Any]) -> dict[str, float]:
