@@ -90,6 +90,7 @@ def headline(sections: dict[str, Any]) -> dict[str, float]:
         "loso_box_dice": ("box/all", "dice"),
         "loso_point_dice": ("point/all", "dice"),
         "loso_automatic_dice": ("none/all", "dice"),
+        "loso_ellipse_in_box_jittered_dice": ("ellipse_in_box_jittered/all", "dice"),
     }
     metrics: dict[str, float] = {}
     for name, (row, column) in keys.items():
