@@ -10,7 +10,9 @@ import logging
 from pathlib import Path
 from typing import TypeVar
 
+import torch
 from pydantic import BaseModel
+from safetensors.torch import load_file
 
 from branet_shared.errors import ModelFileError
 
@@ -47,6 +49,16 @@ def verify_file(path: Path, sha256: str | None, what: str, pinned_by: str = "the
             f"{what} {path} does not match {pinned_by} SHA-256 (it has {actual[:16]}…)"
         )
     return actual
+
+
+def load_weights(network: torch.nn.Module, path: Path, architecture: str) -> None:
+    """A verified safetensors file's weights into `network`, in fp32 (they are shipped in
+    fp16); `ModelFileError` where they are not that architecture's."""
+    state = {name: tensor.float() for name, tensor in load_file(path).items()}
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"weights in {path} are not a {architecture}: {exc}") from None
 
 
 def fetched(location: str | Path, cache_dir: Path) -> Path:

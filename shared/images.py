@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFile, ImageOps, UnidentifiedImageError
 
 from branet_shared.errors import (
     InvalidImage,
@@ -231,6 +231,19 @@ def bounding_box(mask: npt.NDArray[np.bool_]) -> BoundingBox:
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     return BoundingBox(x0=int(cols[0]), y0=int(rows[0]), x1=int(cols[-1]) + 1, y1=int(rows[-1]) + 1)
+
+
+def fitted_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """An image's width and height once its longer side is scaled to `size`."""
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def inscribed_ellipse(box: BoundingBox, size: tuple[int, int]) -> Image.Image:
+    """The ellipse inscribed in `box` (x1, y1 exclusive), 255 on 0, over an image of `size`."""
+    canvas = Image.new("L", size, 0)
+    ImageDraw.Draw(canvas).ellipse((box.x0, box.y0, box.x1 - 1, box.y1 - 1), fill=255)
+    return canvas
 
 
 def roi_rect(image: Image.Image, box: BoundingBox, margin: float) -> tuple[int, int, int, int]:

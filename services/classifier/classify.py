@@ -14,7 +14,6 @@ from typing import Literal
 
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from branet_classifier.int8 import Int8Network, int8_runtime_available
 from branet_classifier.model import (
@@ -30,7 +29,7 @@ from branet_classifier.model import (
     model_tensor,
 )
 from branet_runtime.compilation import compile_frozen, warm_up_or_run_eager
-from branet_runtime.files import fetched, read_card, verify_file
+from branet_runtime.files import fetched, load_weights, read_card, verify_file
 from branet_runtime.precision import Precision, ResolvedPrecision, resolve_precision
 from branet_shared.errors import ModelFileError
 from branet_shared.schemas import (
@@ -88,6 +87,7 @@ def heatmap_overlay(
     return Image.composite(red, gray.convert("RGB"), alpha)
 
 
+# Compiled graphs have static shapes: one per batch size, so batches come in these sizes.
 COMPILED_BATCH_SIZES = (1, 2, 4, 8)
 
 
@@ -174,11 +174,7 @@ class ResNet18Classifier:
         weights_path = card_path.parent / card.weights_file
         verify_file(weights_path, card.weights_sha256, "weights file")
         network = build_resnet18()
-        state = {name: tensor.float() for name, tensor in load_file(weights_path).items()}
-        try:
-            network.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ModelFileError(f"weights in {weights_path} are not a ResNet18: {exc}") from None
+        load_weights(network, weights_path, "ResNet18")
         int8 = None
         if card.int8 is not None and serving_precision(precision, True) == "int8":
             int8_path = card_path.parent / card.int8.file

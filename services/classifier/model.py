@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 import torch
 import torchvision
-from PIL import Image, ImageDraw
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from torchvision.transforms.v2 import functional as tvf
 
-from branet_shared.images import roi_rect
+from branet_shared.images import fitted_size, inscribed_ellipse, roi_rect
 from branet_shared.schemas import BoundingBox, Caveat, Label, Modality
 
 CLASSES: tuple[Label, Label] = (Label.BENIGN, Label.MALIGNANT)
@@ -129,8 +129,7 @@ def calibrated_probabilities(
 
 def fitted_box(width: int, height: int, size: int) -> tuple[int, int, int, int]:
     """Where an image lands in the S×S input when its aspect is kept: left, top, width, height."""
-    scale = size / max(width, height)
-    fitted_w, fitted_h = max(1, round(width * scale)), max(1, round(height * scale))
+    fitted_w, fitted_h = fitted_size(width, height, size)
     return (size - fitted_w) // 2, (size - fitted_h) // 2, fitted_w, fitted_h
 
 
@@ -196,9 +195,7 @@ def lesion_marker(crop: LesionCrop, size: int, keep_aspect: bool) -> torch.Tenso
     """
     if crop.lesion is None:
         return None
-    box = crop.lesion
-    marker = Image.new("L", crop.image.size, 0)
-    ImageDraw.Draw(marker).ellipse((box.x0, box.y0, box.x1 - 1, box.y1 - 1), fill=255)
+    marker = inscribed_ellipse(crop.lesion, crop.image.size)
     return (image_to_tensor(marker, size, keep_aspect) > 0.5).float()
 
 
@@ -224,6 +221,3 @@ def build_resnet18() -> torch.nn.Module:
     """torchvision's ResNet18 with a two-class head (benign, malignant)."""
     network: torch.nn.Module = torchvision.models.resnet18(weights=None, num_classes=len(CLASSES))
     return network
-
-
-# Compiled graphs have static shapes: one per batch size, so batches come in these sizes.

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 from segment_anything.modeling import Sam
 
-from branet_runtime.files import read_card, verify_file
+from branet_runtime.files import load_weights, read_card, verify_file
 from branet_segmenter.embeddings import Embedding, EmbeddingCache
 from branet_segmenter.model import (
     SegmenterCard,
@@ -24,7 +23,7 @@ from branet_segmenter.model import (
     network_input,
 )
 from branet_segmenter.responses import Segmentation, segment_response
-from branet_shared.errors import ModelFileError, ModelUnavailable
+from branet_shared.errors import ModelUnavailable
 from branet_shared.images import ValidatedImage
 from branet_shared.schemas import BoundingBox, Modality, ModelRef, Point, Prompt, SegmentResponse
 
@@ -43,13 +42,7 @@ class BraNetSegmenter:
         weights = card_path.parent / card.weights_file
         verify_file(weights, card.weights_sha256, "weights file")
         sam = build_lesion_sam(card)
-        state = {name: tensor.float() for name, tensor in load_file(weights).items()}
-        try:
-            sam.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ModelFileError(
-                f"weights in {weights} are not {card.architecture}: {exc}"
-            ) from None
+        load_weights(sam, weights, card.architecture)
         return cls(card, sam, cache)
 
     @property
@@ -123,9 +116,8 @@ class BraNetSegmenter:
                 f"it does not segment {modality.value} images (draw a box to classify it as drawn)"
             )
         started = time.perf_counter()
-        found: Segmentation | None = self.predict(
-            upload.image, upload.sha256, prompt.box, prompt.points
-        )
-        if not prompt.given and found is not None and found.score < self.card.lesion_threshold:
-            found = None  # no prompt and not lesion-like enough: no lesion
+        found = self.predict(upload.image, upload.sha256, prompt.box, prompt.points)
+        if not prompt.given and found.score < self.card.lesion_threshold:
+            # No prompt, and not lesion-like enough: no lesion.
+            return segment_response(None, upload.image, self.ref, margin, started)
         return segment_response(found, upload.image, self.ref, margin, started, prompt.box)

@@ -21,6 +21,8 @@ from segment_anything.modeling.common import LayerNorm2d
 from torch.nn import functional as F  # noqa: N812 - the usual name
 from torchvision.transforms.v2 import functional as tvf
 
+from branet_shared.images import fitted_size  # SAM's ResizeLongestSide
+
 # MobileNetV2's features: blocks 0-13 end at stride 16 (96 channels), 14-17 at 32 (320).
 STRIDE_16_BLOCKS = 14
 STRIDE_32_BLOCKS = 18
@@ -140,12 +142,6 @@ def decode_batch(
     iou = decoder.iou_prediction_head(hidden[:, 0, :])
     chosen = slice(1, None) if multimask else slice(0, 1)
     return masks[:, chosen], iou[:, chosen]
-
-
-def fitted_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """An image's width and height once its longer side is `size` (SAM's ResizeLongestSide)."""
-    scale = size / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def image_to_input(image: Image.Image, size: int) -> torch.Tensor:

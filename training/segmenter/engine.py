@@ -160,7 +160,9 @@ class PromptBatch:
         return self.points is not None  # a point is ambiguous: part of a lesion or all of it
 
 
-def decode(sam: Sam, embeddings: torch.Tensor, prompts: PromptBatch) -> tuple[Any, Any]:
+def decode(
+    sam: Sam, embeddings: torch.Tensor, prompts: PromptBatch
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask logits at the input's size (N×K×S×S) and predicted IoUs (N×K) for `prompts`."""
     sparse, dense = sam.prompt_encoder(points=prompts.points, boxes=prompts.boxes, masks=None)
     if sparse.shape[0] != len(embeddings):  # no prompt: one empty set, for every image
@@ -168,7 +170,8 @@ def decode(sam: Sam, embeddings: torch.Tensor, prompts: PromptBatch) -> tuple[An
         dense = dense.expand(len(embeddings), -1, -1, -1)
     logits, iou = decode_batch(sam, embeddings, sparse, dense, prompts.multimask)
     size = sam.image_encoder.img_size
-    return F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False), iou
+    upscaled = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+    return upscaled, iou
 
 
 def mode_loss(
@@ -183,12 +186,16 @@ def mode_loss(
     return loss
 
 
-def batch_prompts(masks: torch.Tensor, rng: random.Random, jitter: float) -> dict[str, PromptBatch]:
-    boxes = torch.tensor([jittered_box(mask, rng, jitter) for mask in masks])
+def batch_prompts(
+    masks: torch.Tensor, rng: random.Random, jitter: float, device: torch.device
+) -> list[PromptBatch]:
+    """A drawn box and sampled points for each mask, on `device`."""
+    masks = masks.cpu()
+    boxes = torch.tensor([jittered_box(mask, rng, jitter) for mask in masks], device=device)
     sampled = [sampled_points(mask, rng) for mask in masks]
-    coords = torch.tensor([points for points, _ in sampled])
-    labels = torch.tensor([point_labels for _, point_labels in sampled])
-    return {"box": PromptBatch(boxes=boxes), "point": PromptBatch(points=(coords, labels))}
+    coords = torch.tensor([points for points, _ in sampled], device=device)
+    labels = torch.tensor([point_labels for _, point_labels in sampled], device=device)
+    return [PromptBatch(boxes=boxes), PromptBatch(points=(coords, labels))]
 
 
 @dataclass
@@ -229,15 +236,8 @@ def train_segmenter(
             loss = mode_loss(sam, embeddings, PromptBatch(), masks)
             lesion = masks.flatten(1).amax(dim=1) > 0
             if lesion.any():
-                prompts = batch_prompts(masks[lesion].cpu(), rng, config.box_jitter)
-                for prompt in prompts.values():
-                    moved = PromptBatch(
-                        boxes=None if prompt.boxes is None else prompt.boxes.to(device),
-                        points=None
-                        if prompt.points is None
-                        else (prompt.points[0].to(device), prompt.points[1].to(device)),
-                    )
-                    loss = loss + mode_loss(sam, embeddings[lesion], moved, masks[lesion])
+                for prompt in batch_prompts(masks[lesion], rng, config.box_jitter, device):
+                    loss = loss + mode_loss(sam, embeddings[lesion], prompt, masks[lesion])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()

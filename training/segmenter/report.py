@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from branet_segmenter.branet_sam import BraNetSegmenter
-from branet_shared.images import bounding_box
+from branet_shared.images import bounding_box, inscribed_ellipse
 from branet_shared.schemas import BoundingBox, Point
 from branet_training.segmenter.data import NORMAL, MaskedImage
 from branet_training.segmenter.evaluate import jitter_box, overlap
@@ -43,21 +42,15 @@ def interior_point(mask: np.ndarray) -> Point:
     return Point(x=int(x), y=int(y), label=1)
 
 
-def ellipse_in(box: BoundingBox | None, size: tuple[int, int]) -> np.ndarray:
-    """The ellipse inscribed in `box`, as a mask of an image of `size`: no model at all."""
-    assert box is not None
-    canvas = Image.new("L", size)
-    ImageDraw.Draw(canvas).ellipse((box.x0, box.y0, box.x1 - 1, box.y1 - 1), fill=255)
-    return np.asarray(canvas) > 0
-
-
 def score_image(
-    segmenter: BraNetSegmenter, image: MaskedImage, rng: np.random.Generator
+    segmenter: BraNetSegmenter, image: MaskedImage, rng: np.random.Generator, prompted: bool
 ) -> list[ImageScore]:
-    """The image in every mode; an image without a lesion only without a prompt."""
+    """The image without a prompt and, if `prompted` and it has a lesion, in every prompted
+    mode too, beside the ellipse in the drawn box."""
     picture, truth = image.image_and_mask()
     prompts: dict[str, tuple[BoundingBox | None, list[Point]]] = {"none": (None, [])}
-    if truth.any():
+    scores = []
+    if prompted and truth.any():
         box = bounding_box(truth)
         drawn = jitter_box(box, EVALUATION_JITTER, picture.width, picture.height, rng)
         prompts |= {
@@ -65,9 +58,7 @@ def score_image(
             "box_jittered": (drawn, []),
             "point": (None, [interior_point(truth)]),
         }
-    scores = []
-    if truth.any():
-        ellipse = ellipse_in(prompts["box_jittered"][0], picture.size)
+        ellipse = np.asarray(inscribed_ellipse(drawn, picture.size)) > 0  # no model at all
         dice, iou = overlap(ellipse, truth)
         scores.append(ImageScore(image.name, image.kind, "ellipse_in_box_jittered", dice, iou, 0))
     for mode, (box_prompt, points) in prompts.items():

@@ -43,21 +43,25 @@ from branet_training.segmenter.report import (
 log = logging.getLogger(__name__)
 
 
-def scored(segmenter: BraNetSegmenter, images: Sequence[MaskedImage], seed: int) -> list[Any]:
+def scored(
+    segmenter: BraNetSegmenter, images: Sequence[MaskedImage], seed: int, prompted: bool = True
+) -> list[ImageScore]:
+    """Every image's scores; one embedding per image serves all its modes (cache of one)."""
     rng = np.random.default_rng(seed)
-    return [score for image in images for score in score_image(segmenter, image, rng)]
+    return [s for image in images for s in score_image(segmenter, image, rng, prompted)]
 
 
 def trained_segmenter(
     images: Sequence[MaskedImage], config: SegmenterTrainConfig, label: str
-) -> tuple[BraNetSegmenter, list[ImageScore], list[dict[str, float]]]:
-    """A model trained on `images`, its automatic threshold fitted on them, and their scores."""
+) -> tuple[BraNetSegmenter, list[dict[str, float]]]:
+    """A model trained on `images`, its automatic threshold fitted on them, and its history."""
     trained = train_segmenter(images, config, label)
-    segmenter = BraNetSegmenter(trained.card, trained.sam, EmbeddingCache(0))
-    training_scores = scored(segmenter, images, config.seed)
+    segmenter = BraNetSegmenter(trained.card, trained.sam, EmbeddingCache(1))
+    # The threshold is fitted on the no-prompt answers alone: the other modes are not scored.
+    training_scores = scored(segmenter, images, config.seed, prompted=False)
     threshold = fitted_threshold(training_scores)
     segmenter.card = segmenter.card.model_copy(update={"lesion_threshold": threshold})
-    return segmenter, training_scores, trained.history
+    return segmenter, trained.history
 
 
 def leave_one_site_out(
@@ -69,7 +73,7 @@ def leave_one_site_out(
             continue
         train = [image for image in images if image.site != site]
         test = [image for image in images if image.site == site]
-        segmenter, _, history = trained_segmenter(train, config, f"loso-{site}")
+        segmenter, history = trained_segmenter(train, config, f"loso-{site}")
         threshold = segmenter.card.lesion_threshold
         scores = scored(segmenter, test, config.seed)
         sections[f"leave-out-{site}"] = {
@@ -150,6 +154,6 @@ def main(argv: list[str] | None = None) -> None:
     metrics = headline(sections)
     print(metrics)
     if args.ship is not None:
-        segmenter, _, history = trained_segmenter(images, config, "final")
+        segmenter, history = trained_segmenter(images, config, "final")
         training = {**context, "history": history, "images": len(images)}
         print(f"shipped {ship(segmenter, args.ship, args.version, metrics, training)}")
