@@ -1,11 +1,14 @@
 """End to end through the gateway on the embedded stack, with the shipped models.
 
     python -m bench.e2e [--image ../shared/data/busi/benign/"benign (1).png"] [--requests 200]
+    python -m bench.e2e --extract-roi   # the app's flow: "Extract masks and regions of interest"
 
 Starts the three services as `branet up` does (fresh ports, a temporary data folder, rate
-limits lifted), then measures classify-only analyses: cold start per service (process start to
-/readyz), latency at concurrency 1 with where the time goes (the Analysis's own timings), and
-throughput and latency at concurrency 4, 16 and 64; and each service's peak memory.
+limits lifted, the shipped models), then measures analyses — classify-only, or with
+`--extract-roi` automatic ROI (the segmenter's one-pass automatic mode, then the crop
+classified): cold start per service (process start to /readyz), latency at concurrency 1 with
+where the time goes (the Analysis's own timings), and throughput and latency at concurrency 4,
+16 and 64; and each service's peak memory. Prints the CPU's flags with the numbers.
 """
 
 import argparse
@@ -23,12 +26,20 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from bench.lesion_segmenter import SHOWN_FLAGS
 from bench.serving import free_port, peak_rss_mib
 from bench.timing import load_result
 from branet_cli.stack import Ports, Stack
+from branet_runtime.precision import cpu_flags
 
 
-async def load(url: str, image: bytes, concurrency: int, total: int) -> dict[str, float]:
+def form(extract_roi: bool) -> dict[str, str]:
+    return {"modality": "ultrasound", **({"extract_roi": "true"} if extract_roi else {})}
+
+
+async def load(
+    url: str, image: bytes, concurrency: int, total: int, extract_roi: bool
+) -> dict[str, float]:
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     failures = 0
@@ -42,7 +53,7 @@ async def load(url: str, image: bytes, concurrency: int, total: int) -> dict[str
                 response = await client.post(
                     "/v1/analyses",
                     files={"file": ("scan.png", image, "image/png")},
-                    data={"modality": "ultrasound"},
+                    data=form(extract_roi),
                 )
                 latencies.append((time.perf_counter() - started) * 1000)
                 failures += response.status_code != 201
@@ -52,14 +63,15 @@ async def load(url: str, image: bytes, concurrency: int, total: int) -> dict[str
         return load_result(concurrency, latencies, failures, time.perf_counter() - started)
 
 
-def measure_stack(image: bytes, models: Path, requests: int) -> dict[str, Any]:
-    """Start the embedded stack, measure classify-only analyses through it, stop it."""
+def measure_stack(image: bytes, models: Path, requests: int, extract_roi: bool) -> dict[str, Any]:
+    """Start the embedded stack, measure analyses through it, stop it."""
     with tempfile.TemporaryDirectory() as home:
         stack = Stack(
             Path(home),
             Ports(free_port(), free_port(), free_port()),
             env={
                 "CLASSIFIER_MODEL_DIR": str(models.resolve()),
+                "SEGMENTER_MODEL_CARD": str((models / "segmenter.json").resolve()),
                 "GATEWAY_RATE_LIMIT_PER_USER": "1000000/minute",
                 "GATEWAY_RATE_LIMIT_PER_IP": "1000000/minute",
                 "GATEWAY_MAX_IN_FLIGHT_ANALYSES": "64",
@@ -71,7 +83,7 @@ def measure_stack(image: bytes, models: Path, requests: int) -> dict[str, Any]:
                 started = time.perf_counter()
                 stack.start(service, timeout_s=300)
                 while httpx.get(f"{service.url}/readyz").status_code != 200 and (
-                    service.name != "segmenter"  # not ready without a SAM checkpoint
+                    extract_roi or service.name != "segmenter"  # classify-only needs no SAM
                 ):
                     time.sleep(0.05)
                 cold[service.name] = time.perf_counter() - started
@@ -80,19 +92,23 @@ def measure_stack(image: bytes, models: Path, requests: int) -> dict[str, Any]:
                 httpx.post(
                     f"{gateway}/v1/analyses",
                     files={"file": ("scan.png", image, "image/png")},
-                    data={"modality": "ultrasound"},
+                    data=form(extract_roi),
                     timeout=120,
                 ).json()["timings"]
                 for _ in range(30)
             ]
-            rows = [asyncio.run(load(gateway, image, c, requests)) for c in (1, 4, 16, 64)]
+            rows = []
+            for concurrency in (1, 4, 16, 64):
+                print(f"  {requests} analyses at concurrency {concurrency} ...", flush=True)
+                rows.append(asyncio.run(load(gateway, image, concurrency, requests, extract_roi)))
             pids = {s.name: stack.pid(s) for s in stack.services}
             memory = {name: peak_rss_mib([pid]) if pid else nan for name, pid in pids.items()}
         finally:
             stack.down()
     stages = {
         stage: statistics.median(t[stage] for t in timings)
-        for stage in ("validate_ms", "classify_ms", "store_ms", "total_ms")
+        for stage in ("validate_ms", "segment_ms", "classify_ms", "store_ms", "total_ms")
+        if all(t.get(stage) is not None for t in timings)
     }
     return {"cold_start_s": cold, "peak_rss_mib": memory, "stages_ms": stages, "load": rows}
 
@@ -128,11 +144,14 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=None, help="default: a synthetic 500×600")
     parser.add_argument("--requests", type=int, default=200, help="per concurrency level")
     parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--extract-roi", action="store_true", help="automatic ROI first")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     image = args.image.read_bytes() if args.image is not None else synthetic_png()
-    result = measure_stack(image, args.models, args.requests)
-    print(f"\nclassify-only analyses through the gateway, image {len(image)} bytes")
+    result = measure_stack(image, args.models, args.requests, args.extract_roi)
+    kind = "automatic-ROI" if args.extract_roi else "classify-only"
+    print(f"\n{kind} analyses through the gateway, image {len(image)} bytes")
+    print(f"CPU flags: {' '.join(f for f in SHOWN_FLAGS if f in cpu_flags()) or 'none of'}")
     print_stack(result)
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2))

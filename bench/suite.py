@@ -13,7 +13,8 @@ Sections, each a table on stdout and a key in the JSON:
 3. classifier servers head to head on the same weights and image: BraNet's classifier service,
    the naive Flask fp32 server and TorchServe: cold start, p50/p95/p99 at concurrency 1,
    throughput at 16, peak memory, the answer each gives; ratios to BraNet;
-4. end to end through the gateway on the embedded stack (bench/e2e.py);
+4. end to end through the gateway on the embedded stack (bench/e2e.py): classify-only, and
+   with automatic ROI (extract_roi=true: BraNet's own segmenter, then the crop classified);
 5. SAM ViT-B image encoder at 1024² (random weights: latency does not depend on them): fp32
    eager (the package as is, glibc's default allocator), fp32 eager with freed memory kept
    (the segmenter's allocator setting, and every row after it), fused attention, bf16, bf16
@@ -382,9 +383,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         results["servers"] = servers(card, image, args.requests, not args.no_peers, Path(workdir))
     if "stack" not in args.skip:
-        print("\n## 4. End to end through the gateway (classify-only analyses)")
-        results["stack"] = measure_stack(image, card.parent, args.requests)
-        print_stack(results["stack"])
+        for key, extract_roi in (("stack", False), ("stack_automatic_roi", True)):
+            kind = "automatic-ROI" if extract_roi else "classify-only"
+            print(f"\n## 4. End to end through the gateway ({kind} analyses)")
+            results[key] = measure_stack(image, card.parent, args.requests, extract_roi)
+            print_stack(results[key])
     if "sam" not in args.skip:
         results["sam"] = sam_encoder(results["machine"], args.data, args.sam_prompts, 3)
     results["gpu"] = gpu_stages(card, image)

@@ -116,8 +116,15 @@ class BraNetSegmenter:
                 f"it does not segment {modality.value} images (draw a box to classify it as drawn)"
             )
         started = time.perf_counter()
+        if not prompt.given:
+            lesion = self.automatic(upload.image, upload.sha256)
+            return segment_response(lesion, upload.image, self.ref, margin, started)
         found = self.predict(upload.image, upload.sha256, prompt.box, prompt.points)
-        if not prompt.given and found.score < self.card.lesion_threshold:
-            # No prompt, and not lesion-like enough: no lesion.
-            return segment_response(None, upload.image, self.ref, margin, started)
         return segment_response(found, upload.image, self.ref, margin, started, prompt.box)
+
+    def automatic(self, image: Image.Image, key: str) -> Segmentation | None:
+        """No prompt: the most lesion-like region, or None where its predicted IoU is under
+        the card's threshold (not lesion-like enough). What the service and the classifier's
+        evaluation of automatic crops both use."""
+        found = self.predict(image, key, None, ())
+        return found if found.score >= self.card.lesion_threshold else None

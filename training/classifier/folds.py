@@ -6,7 +6,9 @@ Per site, stratified k-fold cross-validation over the duplicate/patient groups, 
 recorded seed. Inside each training split a stratified ~15 % is held back to fit the softmax
 temperature (kept only where it fits significantly better than 1); the test fold is only ever
 predicted, never used to choose anything. Every test image with a lesion box is predicted twice:
-as its lesion crop, and whole (no box), each in its own report section.
+as its lesion crop, and whole (no box), each in its own report section; with the lesion
+segmenter's leave-one-site-out models (`branet-train-segmenter --fold-models`), a third time
+around the box its automatic mode finds, as the service does when only "extract ROI" is ticked.
 """
 
 import json
@@ -26,6 +28,9 @@ from safetensors.torch import save_file
 from sklearn.model_selection import StratifiedGroupKFold
 
 from branet_classifier.model import calibrated_probabilities
+from branet_segmenter.branet_sam import BraNetSegmenter
+from branet_segmenter.embeddings import EmbeddingCache
+from branet_shared.images import bounding_box
 from branet_shared.schemas import Label
 from branet_training.classifier.data import Sample
 from branet_training.classifier.engine import (
@@ -69,6 +74,7 @@ def split_calibration(samples: Sequence[Sample], seed: int) -> tuple[list[Sample
 
 
 WHOLE_IMAGE = "-whole-image"  # suffix of a report section whose test images are whole
+AUTOMATIC_ROI = "-automatic-roi"  # ... cropped where the segmenter's automatic mode says
 
 
 @dataclass(frozen=True)
@@ -80,10 +86,42 @@ class FoldPlan:
     test: list[Sample]
 
 
-def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: Path) -> FoldResult:
+def fold_segmenter(segmenters: Path | None, fold: str) -> BraNetSegmenter | None:
+    """The lesion segmenter trained without the fold's test site, if there is one."""
+    site = fold.removeprefix("loso-test-")
+    card = None if segmenters is None else segmenters / f"leave-out-{site}" / "segmenter.json"
+    if card is None or site == fold or not card.exists():
+        return None
+    return BraNetSegmenter.load(card, EmbeddingCache(1))
+
+
+def automatic_roi_samples(
+    samples: Sequence[Sample], segmenter: BraNetSegmenter, images: ImageCache
+) -> list[Sample]:
+    """Each sample with the box the segmenter's automatic mode finds, None where it finds none."""
+    found = []
+    for sample in samples:
+        lesion = segmenter.automatic(images(sample.item.path), str(sample.item.path))
+        found.append(replace(sample, lesion=None if lesion is None else bounding_box(lesion.mask)))
+    log.info(
+        "automatic mode found a lesion in %d of %d images",
+        sum(bool(s.lesion) for s in found),
+        len(found),
+    )
+    return found
+
+
+def run_fold(
+    plan: FoldPlan,
+    config: TrainConfig,
+    images: ImageCache,
+    work_dir: Path,
+    segmenters: Path | None = None,
+) -> FoldResult:
     """Train on the plan's training split and predict its test images as ROI crops (the
-    result) and, where they have boxes, whole (`result.whole_image`). A fold whose result is
-    saved is not rerun."""
+    result), where they have boxes whole (`result.whole_image`), and with `segmenters`
+    around what automatic mode finds (`result.automatic_roi`). A fold whose result is saved
+    is not rerun."""
     name, train_samples, test_samples = plan.name, plan.train, plan.test
     folder = work_dir / name
     saved = folder / "result.json"
@@ -101,6 +139,12 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
         logits = logits_of(model.network, boxless, config, images)
         whole = _fold_result(name, test_samples, logits, model)
         result = replace(result, whole_image=whole)
+    automatic: FoldResult | None = None
+    if (segmenter := fold_segmenter(segmenters, name)) is not None:
+        found = automatic_roi_samples(test_samples, segmenter, images)
+        logits = logits_of(model.network, found, config, images)
+        automatic = _fold_result(name, test_samples, logits, model)
+        result = replace(result, automatic_roi=automatic)
     folder.mkdir(parents=True, exist_ok=True)
     # Weights (for later looks at a fold) before the result, whose presence marks the fold done.
     save_file(half_state(model.network), folder / "weights.safetensors")
@@ -113,6 +157,7 @@ def run_fold(plan: FoldPlan, config: TrainConfig, images: ImageCache, work_dir: 
                 "malignant_prevalence": model.malignant_prevalence,
                 "ids": result.ids,
                 "whole_image": None if whole is None else _predictions(whole),
+                "automatic_roi": None if automatic is None else _predictions(automatic),
                 "train": len(fit),
                 "calibration": len(calibration),
                 "seconds": time.perf_counter() - started,
@@ -162,8 +207,12 @@ def _saved_result(name: str, data: dict[str, Any]) -> FoldResult:
             threshold=data.get("malignant_prevalence") or 0.5,
         )
 
-    whole = data.get("whole_image")
-    return replace(result(data), whole_image=result(whole) if whole else None)
+    whole, automatic = data.get("whole_image"), data.get("automatic_roi")
+    return replace(
+        result(data),
+        whole_image=result(whole) if whole else None,
+        automatic_roi=result(automatic) if automatic else None,
+    )
 
 
 def cross_validate(
@@ -220,8 +269,10 @@ class FoldRunner:
     Workers are spawned (CUDA cannot be forked) and each decodes the images it needs itself.
     """
 
-    def __init__(self, config: TrainConfig, work_dir: Path, jobs: int) -> None:
-        self.config, self.work_dir = config, work_dir
+    def __init__(
+        self, config: TrainConfig, work_dir: Path, jobs: int, segmenters: Path | None = None
+    ) -> None:
+        self.config, self.work_dir, self.segmenters = config, work_dir, segmenters
         self.images = ImageCache()
         self.pool: ProcessPoolExecutor | None = None
         if jobs > 1:
@@ -243,9 +294,12 @@ class FoldRunner:
     def folds(self, plans: Sequence[FoldPlan]) -> Callable[[], list[FoldResult]]:
         """Start `plans`; the returned call waits for their results, in order."""
         if self.pool is None:
-            return lambda: [run_fold(p, self.config, self.images, self.work_dir) for p in plans]
+            return lambda: [
+                run_fold(p, self.config, self.images, self.work_dir, self.segmenters) for p in plans
+            ]
         futures = [
-            self.pool.submit(_run_fold_in_worker, p, self.config, self.work_dir) for p in plans
+            self.pool.submit(_run_fold_in_worker, p, self.config, self.work_dir, self.segmenters)
+            for p in plans
         ]
         return lambda: [f.result() for f in futures]
 
@@ -260,8 +314,10 @@ class FoldRunner:
         return future.result
 
 
-def _run_fold_in_worker(plan: FoldPlan, config: TrainConfig, work_dir: Path) -> FoldResult:
-    return run_fold(plan, config, ImageCache(), work_dir)
+def _run_fold_in_worker(
+    plan: FoldPlan, config: TrainConfig, work_dir: Path, segmenters: Path | None
+) -> FoldResult:
+    return run_fold(plan, config, ImageCache(), work_dir, segmenters)
 
 
 def _train_final_in_worker(samples: list[Sample], config: TrainConfig) -> TrainedModel:
@@ -298,17 +354,25 @@ def plan_sections(
     return sections
 
 
-def whole_image_sections(
+def variant_sections(
     sections: dict[str, tuple[list[FoldResult], dict[str, Any]]],
 ) -> dict[str, tuple[list[FoldResult], dict[str, Any]]]:
-    """Each section again with its test images whole: what the model does when neither the
-    segmenter nor the user gives a box (folds saved before this existed have no such part)."""
-    whole: dict[str, tuple[list[FoldResult], dict[str, Any]]] = {}
+    """Each section again with its test images whole (what the model does when neither the
+    segmenter nor the user gives a box) and, where measured, cropped where the segmenter's
+    automatic mode says (folds saved before either existed lack that part)."""
+    variants = (
+        ("whole_image", WHOLE_IMAGE, "the test images whole, boxes ignored"),
+        (
+            "automatic_roi",
+            AUTOMATIC_ROI,
+            "crops around the box the segmenter's automatic mode"
+            " found (trained without the test site), the whole image where it found none",
+        ),
+    )
+    extra: dict[str, tuple[list[FoldResult], dict[str, Any]]] = {}
     for name, (folds, notes) in sections.items():
-        parts = [fold.whole_image for fold in folds if fold.whole_image is not None]
-        if parts and len(parts) == len(folds):
-            whole[name + WHOLE_IMAGE] = (
-                parts,
-                {"protocol": notes["protocol"], "input": "the test images whole, boxes ignored"},
-            )
-    return whole
+        for field, suffix, text in variants:
+            parts = [getattr(fold, field) for fold in folds if getattr(fold, field) is not None]
+            if parts and len(parts) == len(folds):
+                extra[name + suffix] = (parts, {"protocol": notes["protocol"], "input": text})
+    return extra

@@ -53,6 +53,8 @@ class FoldResult:
     ids: list[str]
     # The same fold's test images predicted whole, their lesion boxes ignored.
     whole_image: "FoldResult | None" = None
+    # ... and around the box the lesion segmenter's automatic mode found (whole where none).
+    automatic_roi: "FoldResult | None" = None
     threshold: float = 0.5  # malignant from this P(malignant): the model's operating point
 
 

@@ -39,11 +39,12 @@ from branet_training.classifier.cards import git_commit, ship
 from branet_training.classifier.data import load_samples
 from branet_training.classifier.engine import TrainConfig
 from branet_training.classifier.folds import (
+    AUTOMATIC_ROI,
     WHOLE_IMAGE,
     FoldRunner,
     plan_sections,
     splits_seed,
-    whole_image_sections,
+    variant_sections,
 )
 from branet_training.classifier.report import write_report
 from branet_training.runs import pick_device
@@ -134,6 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--jobs", type=int, default=1, help="folds trained at once, in worker processes"
     )
+    parser.add_argument(
+        "--segmenter-folds",
+        type=Path,
+        default=None,
+        help="branet-train-segmenter --fold-models folder: also classify each left-out site"
+        " around what the segmenter trained without it finds with no prompt",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -156,7 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     fingerprint = hashlib.sha256(
         json.dumps(
-            [asdict(config), sorted(str(d) for d in args.data), args.cv_with_other_sites]
+            [
+                asdict(config),
+                sorted(str(d) for d in args.data),
+                args.cv_with_other_sites,
+                str(args.segmenter_folds or ""),
+            ]
         ).encode()
     ).hexdigest()[:10]
     work_dir = args.work_dir / f"{modality.value}-{fingerprint}"
@@ -175,11 +188,11 @@ def main(argv: list[str] | None = None) -> None:
     plans = plan_sections(
         samples, args.cv, args.cv_sites, args.loso, splits_seed(config), args.cv_with_other_sites
     )
-    with FoldRunner(config, work_dir, args.jobs) as runner:
+    with FoldRunner(config, work_dir, args.jobs, args.segmenter_folds) as runner:
         pending = {name: (runner.folds(folds), notes) for name, (folds, notes) in plans.items()}
         final = runner.final(samples) if args.ship is not None else None
         sections = {name: (results(), notes) for name, (results, notes) in pending.items()}
-        sections |= whole_image_sections(sections)
+        sections |= variant_sections(sections)
         report = write_report(
             args.out, f"BraNet ResNet18, {modality.value}", sections, context, config.seed
         )
@@ -231,6 +244,7 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
     if cv:
         auc_sections["cv_whole_image"] = cv[0] + WHOLE_IMAGE
     auc_sections["loso_whole_image"] = "leave-one-site-out" + WHOLE_IMAGE
+    auc_sections["loso_automatic_roi"] = "leave-one-site-out" + AUTOMATIC_ROI
     for prefix, name in auc_sections.items():
         if section := report["sections"].get(name):
             metrics[f"{prefix}_roc_auc_mean"] = round(section["mean_sd"]["roc_auc"]["mean"], 4)

@@ -22,6 +22,7 @@ def ship(
     metrics: dict[str, float],
     training: dict[str, Any],
 ) -> Path:
+    started_from = training.get("config", {}).get("encoder_init")
     dest.mkdir(parents=True, exist_ok=True)
     weights = dest / "segmenter.safetensors"
     state = {k: v.detach().half().contiguous() for k, v in segmenter.sam.state_dict().items()}
@@ -35,8 +36,8 @@ def ship(
             "metrics": metrics,
             "training": training,
             "description": "SAM's prompt encoder and mask decoder with a MobileNetV2 image"
-            " encoder, trained from scratch on breast ultrasound lesion masks. Research use"
-            " only; not a diagnosis.",
+            f" encoder ({'started from ImageNet' if started_from else 'from scratch'}), trained"
+            " on breast ultrasound lesion masks. Research use only; not a diagnosis.",
         }
     )
     path = dest / "segmenter.json"

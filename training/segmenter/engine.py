@@ -9,10 +9,12 @@ masks, the squared error of the predicted IoU against the mask's real one; with 
 best of the three masks is taught, as SAM does for an ambiguous prompt.
 """
 
+import itertools
 import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,7 @@ from branet_segmenter.model import (
     network_input,
 )
 from branet_training.augmentation import augment
+from branet_training.pretrained import calibrate_batch_norm, load_imagenet_trunk
 from branet_training.runs import pick_device, seed_everything, warmup_cosine
 from branet_training.segmenter.data import MaskedImage
 
@@ -50,6 +53,10 @@ class SegmenterTrainConfig:
     weight_decay: float = 0.01
     augment: bool = True
     box_jitter: float = 0.1  # how far a drawn box's edge strays, a share of the box's side
+    # ImageNet MobileNetV2 (a ../shared/data/pretrained .tflite) to start the encoder from,
+    # trained at `encoder_lr_scale` of the learning rate; None trains it from scratch.
+    encoder_init: str | None = None
+    encoder_lr_scale: float = 0.1
     seed: int = 0
     device: str = "auto"
 
@@ -198,6 +205,19 @@ def batch_prompts(
     return [PromptBatch(boxes=boxes), PromptBatch(points=(coords, labels))]
 
 
+def start_from_imagenet(
+    sam: Sam, tflite: Path, loader: DataLoader[Any], device: torch.device, batches: int = 8
+) -> None:
+    """The encoder's trunk from ImageNet, its batch norms given these images' statistics."""
+    load_imagenet_trunk(sam.image_encoder, tflite)
+    inputs = (
+        sam.preprocess(network_input(pixels.to(device)))
+        for pixels, _ in itertools.islice(loader, batches)
+    )
+    calibrate_batch_norm(sam.image_encoder, inputs)
+    log.info("encoder started from %s", tflite.name)
+
+
 @dataclass
 class TrainedSegmenter:
     sam: Sam
@@ -217,8 +237,22 @@ def train_segmenter(
     sam = build_lesion_sam(card).to(device)
     dataset = MaskDataset(images, config.input_size, train=config.augment, seed=config.seed)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=False)
+    encoder_lr = config.learning_rate
+    if config.encoder_init is not None:
+        start_from_imagenet(sam, Path(config.encoder_init), loader, device)
+        encoder_lr *= config.encoder_lr_scale
+    encoder = sam.image_encoder
+    trunk: list[torch.nn.Parameter] = [
+        *encoder.stride16.parameters(),
+        *encoder.stride32.parameters(),
+    ]
+    trunk_ids = {id(p) for p in trunk}
+    rest = [p for p in sam.parameters() if id(p) not in trunk_ids]
+    groups: list[dict[str, Any]] = [{"params": trunk, "lr": encoder_lr}, {"params": rest}]
     optimizer = torch.optim.AdamW(
-        sam.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        groups,
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
     )
     steps = config.epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -65,8 +65,13 @@ def trained_segmenter(
 
 
 def leave_one_site_out(
-    images: Sequence[MaskedImage], config: SegmenterTrainConfig, sites: Sequence[str] | None
+    images: Sequence[MaskedImage],
+    config: SegmenterTrainConfig,
+    sites: Sequence[str] | None,
+    fold_models: Path | None = None,
 ) -> dict[str, Any]:
+    """Each site scored by a model trained on the others; with `fold_models`, each such model
+    is kept there (`leave-out-<site>/`), for measuring what its crops do to the classifier."""
     sections: dict[str, Any] = {}
     for site in sorted({image.site for image in images}):
         if sites and site not in sites:
@@ -84,6 +89,8 @@ def leave_one_site_out(
             "scores": scores_json(scores),
         }
         log.info("left out %s: %s", site, sections[f"leave-out-{site}"]["summary"])
+        if fold_models is not None:
+            ship(segmenter, fold_models / f"leave-out-{site}", f"leave-out-{site}", {}, {})
     return sections
 
 
@@ -119,6 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loso", action="store_true", help="leave each site out in turn")
     parser.add_argument("--sites", nargs="*", default=None, help="leave out only these sites")
     parser.add_argument("--ship", type=Path, default=None, help="write the final model here")
+    parser.add_argument(
+        "--fold-models", type=Path, default=None, help="keep each left-out site's model here"
+    )
     parser.add_argument("--version", default=dt.date.today().isoformat())
     defaults = SegmenterTrainConfig()
     parser.add_argument("--size", type=int, default=defaults.input_size)
@@ -127,6 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
+    parser.add_argument(
+        "--encoder-init", default=None, help="ImageNet MobileNetV2 .tflite to start from"
+    )
+    parser.add_argument("--encoder-lr-scale", type=float, default=defaults.encoder_lr_scale)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -137,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         learning_rate=args.lr,
         seed=args.seed,
         device=args.device,
+        encoder_init=args.encoder_init,
+        encoder_lr_scale=args.encoder_lr_scale,
     )
     images = load_masked_images(args.data, args.normals)
     context = {
@@ -149,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         "device": str(pick_device(config.device)),
         "machine": platform.processor() or platform.machine(),
     }
-    sections = leave_one_site_out(images, config, args.sites) if args.loso else {}
+    sections = leave_one_site_out(images, config, args.sites, args.fold_models) if args.loso else {}
     write_report(args.out, sections, context)
     metrics = headline(sections)
     print(metrics)

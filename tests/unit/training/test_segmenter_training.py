@@ -12,11 +12,14 @@ from PIL import Image
 from branet_runtime.files import sha256_of_file
 from branet_segmenter.app import create_app
 from branet_segmenter.settings import SegmenterSettings
+from branet_training.classifier.train import main as train_classifier
+from branet_training.pretrained import KNOWN_FILES
 from branet_training.segmenter.engine import dice_loss, hard_iou, jittered_box, sampled_points
 from branet_training.segmenter.report import FOUND_IOU, ImageScore, fitted_threshold
 from branet_training.segmenter.train import main as train_main
 from tests.conftest import Serve
 from tests.images import gray_png, write_class_folders
+from tests.tflite_files import random_mobilenet_v2, write_mobilenet_tflite
 
 
 def write_normals(folder: Path, count: int = 4) -> Path:
@@ -36,13 +39,18 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for name, size in (("site_a", (96, 80)), ("site_b", (104, 88)))
     ]
     normals = write_normals(root / "site_a_normal_64")
-    train_main(
-        [
-            "--data", *map(str, sites), "--normals", str(normals), "--out", str(root / "report"),
-            "--loso", "--ship", str(root / "models"), "--epochs", "1", "--size", "64",
-            "--batch-size", "4", "--version", "0.0.1-test",
-        ]
-    )  # fmt: skip
+    # The encoder starts from a MobileNetV2 file, as from ImageNet's (pinned here for the test).
+    imagenet = write_mobilenet_tflite(random_mobilenet_v2(seed=1), root / "mnv2.tflite")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(KNOWN_FILES, imagenet.name, sha256_of_file(imagenet))
+        train_main(
+            [
+                "--data", *map(str, sites), "--normals", str(normals),
+                "--out", str(root / "report"), "--loso", "--fold-models", str(root / "folds"),
+                "--ship", str(root / "models"), "--epochs", "1", "--size", "64",
+                "--batch-size", "4", "--version", "0.0.1-test", "--encoder-init", str(imagenet),
+            ]
+        )  # fmt: skip
     return root
 
 
@@ -55,6 +63,33 @@ def test_each_site_is_left_out_once_and_scored_in_every_mode(run: Path) -> None:
     assert {"box/all", "box_jittered/all", "point/all", "none/all"} <= set(section["summary"])
     assert section["summary"]["automatic"]["normal_images"] == 4
     assert all(0 <= row["dice"] <= 1 for key, row in section["summary"].items() if "/" in key)
+
+
+def test_each_left_out_sites_model_is_kept(run: Path) -> None:
+    for site in ("site_a", "site_b"):
+        card = json.loads((run / "folds" / f"leave-out-{site}" / "segmenter.json").read_text())
+        assert card["version"] == f"leave-out-{site}"
+
+
+def test_the_classifier_is_measured_on_the_crops_automatic_mode_finds(run: Path) -> None:
+    """The end-to-end effect: each left-out site classified around what the segmenter trained
+    without it finds, beside its ground-truth boxes and its whole images, by the same folds."""
+    train_classifier(
+        [
+            "--modality", "ultrasound", "--data", str(run / "site_a"), str(run / "site_b"),
+            "--out", str(run / "classifier"), "--work-dir", str(run / "classifier-work"),
+            "--cv", "0", "--loso", "--epochs", "1", "--size", "32", "--batch-size", "4",
+            "--segmenter-folds", str(run / "folds"),
+        ]
+    )  # fmt: skip
+
+    sections = json.loads((run / "classifier" / "report.json").read_text())["sections"]
+    crops, whole, automatic = (
+        sections[f"leave-one-site-out{suffix}"] for suffix in ("", "-whole-image", "-automatic-roi")
+    )
+    assert automatic["input"].startswith("crops around the box the segmenter's automatic mode")
+    for section in (crops, whole, automatic):
+        assert 0 <= section["mean_sd"]["roc_auc"]["mean"] <= 1
 
 
 def test_the_shipped_card_pins_its_weights(run: Path) -> None:
