@@ -16,6 +16,7 @@ from branet_runtime.files import load_weights, read_card, verify_file
 from branet_segmenter.embeddings import Embedding, EmbeddingCache
 from branet_segmenter.model import (
     SegmenterCard,
+    box_mask_prompt,
     build_lesion_sam,
     decode_batch,
     image_to_input,
@@ -97,7 +98,10 @@ class BraNetSegmenter:
             coords = (xy, torch.tensor([[p.label for p in points]]))
         embeddings = self.embedding(image, key)
         with torch.inference_mode():
-            sparse, dense = self.sam.prompt_encoder(points=coords, boxes=boxes, masks=None)
+            masks = None
+            if boxes is not None and self.card.box_mask_prompt:
+                masks = box_mask_prompt(boxes, size)
+            sparse, dense = self.sam.prompt_encoder(points=coords, boxes=boxes, masks=masks)
             logits, iou = decode_batch(self.sam, embeddings, sparse, dense, multimask=bool(points))
         best = int(iou[0].argmax())
         mask = mask_logits_to_image(logits[:, best : best + 1], size, image.width, image.height)

@@ -50,6 +50,7 @@ def card_markdown(card: SegmenterCard) -> str:
     """What the segmenter is, how it measured, and what it is not for."""
     rows = "\n".join(f"| {name} | {value:.3f} |" for name, value in card.metrics.items())
     config = json.dumps(card.training.get("config", {}))
+    start = "ImageNet's" if card.training.get("config", {}).get("encoder_init") else "from scratch"
     return f"""# {card.name} {card.version}
 
 {card.description}
@@ -66,7 +67,7 @@ with the reason; a drawn box is classified as drawn).
 ## Input and modes
 Grayscale, the longer side scaled to {card.input_size} px and padded (SAM's layout); SAM's
 prompt encoder and mask decoder (depth {card.decoder_depth}) on a {card.embed_dim}-channel
-embedding at 1/16 of the input from a MobileNetV2 trunk (from scratch). A box gives one mask;
+embedding at 1/16 of the input from a MobileNetV2 trunk ({start}). A box gives one mask;
 points the best of three; no prompt the most lesion-like region, a lesion where its predicted
 IoU reaches {card.lesion_threshold:.3f} (fitted on the training images only).
 

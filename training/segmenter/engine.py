@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from branet_segmenter.model import (
     SegmenterCard,
+    box_mask_prompt,
     build_lesion_sam,
     decode_batch,
     image_to_input,
@@ -57,6 +58,7 @@ class SegmenterTrainConfig:
     # trained at `encoder_lr_scale` of the learning rate; None trains it from scratch.
     encoder_init: str | None = None
     encoder_lr_scale: float = 0.1
+    box_mask_prompt: bool = True  # a box comes with its inscribed ellipse as the mask prompt
     seed: int = 0
     device: str = "auto"
 
@@ -66,6 +68,7 @@ class SegmenterTrainConfig:
             input_size=self.input_size,
             embed_dim=self.embed_dim,
             decoder_depth=self.decoder_depth,
+            box_mask_prompt=self.box_mask_prompt,
             **fields,
         )
 
@@ -161,6 +164,7 @@ class PromptBatch:
 
     boxes: torch.Tensor | None = None
     points: tuple[torch.Tensor, torch.Tensor] | None = None
+    masks: torch.Tensor | None = None  # SAM's mask prompt: the box's ellipse, when the card asks
 
     @property
     def multimask(self) -> bool:
@@ -171,7 +175,9 @@ def decode(
     sam: Sam, embeddings: torch.Tensor, prompts: PromptBatch
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask logits at the input's size (N×K×S×S) and predicted IoUs (N×K) for `prompts`."""
-    sparse, dense = sam.prompt_encoder(points=prompts.points, boxes=prompts.boxes, masks=None)
+    sparse, dense = sam.prompt_encoder(
+        points=prompts.points, boxes=prompts.boxes, masks=prompts.masks
+    )
     if sparse.shape[0] != len(embeddings):  # no prompt: one empty set, for every image
         sparse = sparse.expand(len(embeddings), -1, -1)
         dense = dense.expand(len(embeddings), -1, -1, -1)
@@ -194,15 +200,21 @@ def mode_loss(
 
 
 def batch_prompts(
-    masks: torch.Tensor, rng: random.Random, jitter: float, device: torch.device
+    masks: torch.Tensor,
+    rng: random.Random,
+    jitter: float,
+    device: torch.device,
+    ellipse_prompt: bool = False,
 ) -> list[PromptBatch]:
-    """A drawn box and sampled points for each mask, on `device`."""
+    """A drawn box (with its ellipse as mask prompt if `ellipse_prompt`) and sampled points for
+    each mask, on `device`."""
     masks = masks.cpu()
     boxes = torch.tensor([jittered_box(mask, rng, jitter) for mask in masks], device=device)
+    box_masks = box_mask_prompt(boxes, masks.shape[-1]) if ellipse_prompt else None
     sampled = [sampled_points(mask, rng) for mask in masks]
     coords = torch.tensor([points for points, _ in sampled], device=device)
     labels = torch.tensor([point_labels for _, point_labels in sampled], device=device)
-    return [PromptBatch(boxes=boxes), PromptBatch(points=(coords, labels))]
+    return [PromptBatch(boxes=boxes, masks=box_masks), PromptBatch(points=(coords, labels))]
 
 
 def start_from_imagenet(
@@ -270,7 +282,10 @@ def train_segmenter(
             loss = mode_loss(sam, embeddings, PromptBatch(), masks)
             lesion = masks.flatten(1).amax(dim=1) > 0
             if lesion.any():
-                for prompt in batch_prompts(masks[lesion], rng, config.box_jitter, device):
+                prompts = batch_prompts(
+                    masks[lesion], rng, config.box_jitter, device, card.box_mask_prompt
+                )
+                for prompt in prompts:
                     loss = loss + mode_loss(sam, embeddings[lesion], prompt, masks[lesion])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]

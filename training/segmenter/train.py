@@ -141,6 +141,12 @@ def main(argv: list[str] | None = None) -> None:
         "--encoder-init", default=None, help="ImageNet MobileNetV2 .tflite to start from"
     )
     parser.add_argument("--encoder-lr-scale", type=float, default=defaults.encoder_lr_scale)
+    parser.add_argument(
+        "--box-mask-prompt",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.box_mask_prompt,
+        help="give a box's inscribed ellipse as SAM's mask prompt",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -153,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         device=args.device,
         encoder_init=args.encoder_init,
         encoder_lr_scale=args.encoder_lr_scale,
+        box_mask_prompt=args.box_mask_prompt,
     )
     images = load_masked_images(args.data, args.normals)
     context = {

@@ -10,12 +10,15 @@ from PIL import Image
 
 from branet_segmenter.model import (
     SegmenterCard,
+    box_mask_prompt,
     build_lesion_sam,
     decode_batch,
     image_to_input,
     mask_logits_to_image,
     mask_to_input,
 )
+from branet_shared.images import inscribed_ellipse
+from branet_shared.schemas import BoundingBox
 from branet_training.segmenter.data import MaskedImage
 from branet_training.segmenter.engine import MaskDataset
 from tests.images import lesion_array
@@ -83,3 +86,16 @@ def test_mask_logits_map_back_onto_the_whole_image() -> None:
     assert mask.shape == (60, 120)
     assert bool(mask[:20, :50].all())
     assert not bool(mask[40:, 70:].any())
+
+
+def test_a_boxs_mask_prompt_is_the_ellipse_inscribed_in_it() -> None:
+    box = BoundingBox(x0=40, y0=60, x1=200, y1=140)
+    drawn = np.asarray(inscribed_ellipse(box, (256, 256))) > 0
+    expected = drawn.reshape(64, 4, 64, 4).mean(axis=(1, 3)) > 0.5  # at SAM's mask-prompt size
+
+    logits = box_mask_prompt(torch.tensor([[40.0, 60.0, 200.0, 140.0]]), 256)
+
+    assert logits.shape == (1, 1, 64, 64)
+    prompt = (logits[0, 0] > 0).numpy()
+    assert (prompt & expected).sum() / (prompt | expected).sum() > 0.95
+    assert not prompt[:, :8].any()  # nothing left of the box
