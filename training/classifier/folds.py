@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from sklearn.model_selection import StratifiedGroupKFold
 
 from branet_classifier.model import calibrated_probabilities
@@ -37,6 +37,7 @@ from branet_training.classifier.engine import (
     ImageCache,
     TrainConfig,
     TrainedModel,
+    build_network,
     logits_of,
     train,
 )
@@ -127,7 +128,7 @@ def run_fold(
     saved = folder / "result.json"
     if saved.exists():
         log.info("%s: already done, reusing %s", name, saved)
-        return _saved_result(name, json.loads(saved.read_text()))
+        return _with_automatic_roi(saved, test_samples, config, images, segmenters)
     started = time.perf_counter()
     fit, calibration = split_calibration(train_samples, splits_seed(config))
     model = train(fit, calibration, config, images, folder / "checkpoint.pt", progress_label=name)
@@ -139,12 +140,8 @@ def run_fold(
         logits = logits_of(model.network, boxless, config, images)
         whole = _fold_result(name, test_samples, logits, model)
         result = replace(result, whole_image=whole)
-    automatic: FoldResult | None = None
-    if (segmenter := fold_segmenter(segmenters, name)) is not None:
-        found = automatic_roi_samples(test_samples, segmenter, images)
-        logits = logits_of(model.network, found, config, images)
-        automatic = _fold_result(name, test_samples, logits, model)
-        result = replace(result, automatic_roi=automatic)
+    automatic = _automatic_roi(name, test_samples, model, config, images, segmenters)
+    result = replace(result, automatic_roi=automatic)
     folder.mkdir(parents=True, exist_ok=True)
     # Weights (for later looks at a fold) before the result, whose presence marks the fold done.
     save_file(half_state(model.network), folder / "weights.safetensors")
@@ -167,6 +164,46 @@ def run_fold(
     )
     (folder / "checkpoint.pt").unlink(missing_ok=True)  # the optimiser state is not kept
     return result
+
+
+def _automatic_roi(
+    name: str,
+    samples: Sequence[Sample],
+    model: TrainedModel,
+    config: TrainConfig,
+    images: ImageCache,
+    segmenters: Path | None,
+) -> FoldResult | None:
+    """The fold's test images classified around what automatic mode finds, if the fold has a
+    segmenter trained without its test site."""
+    segmenter = fold_segmenter(segmenters, name)
+    if segmenter is None:
+        return None
+    found = automatic_roi_samples(samples, segmenter, images)
+    return _fold_result(name, samples, logits_of(model.network, found, config, images), model)
+
+
+def _with_automatic_roi(
+    saved: Path,
+    samples: Sequence[Sample],
+    config: TrainConfig,
+    images: ImageCache,
+    segmenters: Path | None,
+) -> FoldResult:
+    """A saved fold, with its automatic-ROI part added (and saved) where it lacks one and a
+    segmenter for it is now at hand: the fold's weights are kept for such later looks."""
+    data = json.loads(saved.read_text())
+    result = _saved_result(saved.parent.name, data)
+    if result.automatic_roi is not None or fold_segmenter(segmenters, result.name) is None:
+        return result
+    network = build_network(config)
+    state = load_file(saved.parent / "weights.safetensors")
+    network.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    model = TrainedModel(network, result.temperature, [], data["malignant_prevalence"])
+    automatic = _automatic_roi(result.name, samples, model, config, images, segmenters)
+    assert automatic is not None
+    saved.write_text(json.dumps({**data, "automatic_roi": _predictions(automatic)}))
+    return replace(result, automatic_roi=automatic)
 
 
 def _fold_result(

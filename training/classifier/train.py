@@ -164,12 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     fingerprint = hashlib.sha256(
         json.dumps(
-            [
-                asdict(config),
-                sorted(str(d) for d in args.data),
-                args.cv_with_other_sites,
-                str(args.segmenter_folds or ""),
-            ]
+            [asdict(config), sorted(str(d) for d in args.data), args.cv_with_other_sites]
         ).encode()
     ).hexdigest()[:10]
     work_dir = args.work_dir / f"{modality.value}-{fingerprint}"

@@ -60,10 +60,13 @@ async def make_gateway(
         sam_checkpoint: Path | None = None,
         **settings: object,
     ) -> Gateway:
-        """The stack with the given classifier models and, if any, a toy SAM checkpoint;
-        `settings` override the gateway's."""
+        """The stack with the given classifier models and, if any, a toy SAM checkpoint (else
+        no segmenter); `settings` override the gateway's."""
         classifier = await serve(create_classifier_app(ClassifierSettings(model_dir=models)))
-        sam = SegmenterSettings(model_type="toy", checkpoint=sam_checkpoint)
+        # Without a toy checkpoint, no segmenter at all: not the shipped one either.
+        sam = SegmenterSettings(
+            model_type="toy", checkpoint=sam_checkpoint, model_card=tmp_path / "no-segmenter.json"
+        )
         segmenter = await serve(create_segmenter_app(sam))
         gateway_settings = GatewaySettings.model_validate(
             {

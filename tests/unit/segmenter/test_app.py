@@ -96,10 +96,13 @@ async def test_ready_with_a_checkpoint(client: httpx.AsyncClient) -> None:
     assert len(models[0]["sha256"]) == 64
 
 
-async def test_without_checkpoint_not_ready_and_names_the_setting(
-    make_client: ClientFactory,
+async def test_without_any_model_not_ready_and_names_the_settings(
+    make_client: ClientFactory, tmp_path: Path
 ) -> None:
-    client = await make_client(SegmenterSettings(checkpoint=None))
+    """No checkpoint, and no card of BraNet's own at SEGMENTER_MODEL_CARD."""
+    client = await make_client(
+        SegmenterSettings(checkpoint=None, model_card=tmp_path / "segmenter.json")
+    )
 
     ready = await client.get("/readyz")
     response = await segment(client, box="20,20,70,60")
@@ -108,6 +111,7 @@ async def test_without_checkpoint_not_ready_and_names_the_setting(
     assert response.status_code == 503
     assert response.json()["code"] == "model_unavailable"
     assert "SEGMENTER_CHECKPOINT" in response.json()["detail"]
+    assert "segmenter.json does not exist" in response.json()["detail"]
 
 
 async def test_wrong_checkpoint_is_not_ready_with_reason(

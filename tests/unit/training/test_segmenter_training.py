@@ -3,6 +3,7 @@ each site left out once, shipped; the shipped card served by the segmenter in ev
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -73,23 +74,33 @@ def test_each_left_out_sites_model_is_kept(run: Path) -> None:
 
 def test_the_classifier_is_measured_on_the_crops_automatic_mode_finds(run: Path) -> None:
     """The end-to-end effect: each left-out site classified around what the segmenter trained
-    without it finds, beside its ground-truth boxes and its whole images, by the same folds."""
-    train_classifier(
-        [
-            "--modality", "ultrasound", "--data", str(run / "site_a"), str(run / "site_b"),
-            "--out", str(run / "classifier"), "--work-dir", str(run / "classifier-work"),
-            "--cv", "0", "--loso", "--epochs", "1", "--size", "32", "--batch-size", "4",
-            "--segmenter-folds", str(run / "folds"),
-        ]
-    )  # fmt: skip
+    without it finds, beside its ground-truth boxes and its whole images, by the same folds;
+    folds trained before the segmenters existed get it without being trained again."""
 
-    sections = json.loads((run / "classifier" / "report.json").read_text())["sections"]
+    def classifier_loso(*options: str) -> dict[str, Any]:
+        train_classifier(
+            [
+                "--modality", "ultrasound", "--data", str(run / "site_a"), str(run / "site_b"),
+                "--out", str(run / "classifier"), "--work-dir", str(run / "classifier-work"),
+                "--cv", "0", "--loso", "--epochs", "1", "--size", "32", "--batch-size", "4",
+                *options,
+            ]
+        )  # fmt: skip
+        report: dict[str, Any] = json.loads((run / "classifier" / "report.json").read_text())
+        return report["sections"]
+
+    assert "leave-one-site-out-automatic-roi" not in classifier_loso()
+    trained = {p: p.stat().st_mtime for p in (run / "classifier-work").rglob("weights.*")}
+
+    sections = classifier_loso("--segmenter-folds", str(run / "folds"))
+
     crops, whole, automatic = (
         sections[f"leave-one-site-out{suffix}"] for suffix in ("", "-whole-image", "-automatic-roi")
     )
     assert automatic["input"].startswith("crops around the box the segmenter's automatic mode")
     for section in (crops, whole, automatic):
         assert 0 <= section["mean_sd"]["roc_auc"]["mean"] <= 1
+    assert {p: p.stat().st_mtime for p in trained} == trained  # not trained again
 
 
 def test_the_shipped_card_pins_its_weights(run: Path) -> None:
