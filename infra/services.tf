@@ -76,13 +76,17 @@ resource "google_cloud_run_v2_service" "segmenter" {
         cpu_idle          = true
         startup_cpu_boost = true
       }
-      env {
-        name  = "SEGMENTER_CHECKPOINT"
-        value = var.sam_checkpoint
+      # Unset: BraNet's own lesion segmenter, baked into the image.
+      dynamic "env" {
+        for_each = var.sam_checkpoint == "" ? [] : [var.sam_checkpoint]
+        content {
+          name  = "SEGMENTER_CHECKPOINT"
+          value = env.value
+        }
       }
       startup_probe {
         http_get {
-          path = "/healthz" # alive without a checkpoint; /readyz says whether SAM is loaded
+          path = "/healthz" # alive without a model; /readyz says whether one is loaded
         }
         period_seconds    = 10
         failure_threshold = 30

@@ -16,7 +16,7 @@ variable "image_tag" {
 }
 
 variable "sam_checkpoint" {
-  description = "gs:// URI of the SAM checkpoint in the model bucket (empty: no ROI extraction)."
+  description = "gs:// URI of an official SAM checkpoint in the model bucket (empty: BraNet's own lesion segmenter, baked into the image)."
   type        = string
   default     = ""
 }

@@ -1,7 +1,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from branet_runtime.precision import Precision
@@ -73,3 +73,9 @@ class SegmenterSettings(ModelServiceSettings):
             grid=self.auto_grid,
             lesion_points=self.auto_lesion_points,
         )
+
+    @field_validator("checkpoint", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """SEGMENTER_CHECKPOINT="" (as a deploy that leaves it blank sets it) means unset."""
+        return None if value == "" else value

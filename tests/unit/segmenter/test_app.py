@@ -123,3 +123,9 @@ async def test_wrong_checkpoint_is_not_ready_with_reason(
 
     assert ready["status"] == "not_ready"
     assert "official vit_b" in ready["checks"]["sam"]["detail"]
+
+
+def test_a_blank_checkpoint_setting_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGMENTER_CHECKPOINT", "")
+
+    assert SegmenterSettings().checkpoint is None
