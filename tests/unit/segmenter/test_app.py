@@ -111,7 +111,7 @@ async def test_without_any_model_not_ready_and_names_the_settings(
     assert response.status_code == 503
     assert response.json()["code"] == "model_unavailable"
     assert "SEGMENTER_CHECKPOINT" in response.json()["detail"]
-    assert "segmenter.json does not exist" in response.json()["detail"]
+    assert "no model card at" in response.json()["detail"]
 
 
 async def test_wrong_checkpoint_is_not_ready_with_reason(
