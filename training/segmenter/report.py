@@ -111,6 +111,10 @@ def summary(scores: Sequence[ImageScore], threshold: float) -> dict[str, Any]:
         )
         if lesions
         else None,
+        # The mask right whatever its score: what a better threshold could reach at most.
+        "lesion_outlined_rate": statistics.fmean(float(s.iou >= FOUND_IOU) for s in lesions)
+        if lesions
+        else None,
         "normal_marked_rate": statistics.fmean(float(s.score >= threshold) for s in normals)
         if normals
         else None,
@@ -130,9 +134,61 @@ def write_report(out: Path, sections: dict[str, Any], context: dict[str, Any]) -
             if key != "automatic":
                 lines.append(f"| {key} | {row['images']} | {row['dice']:.3f} | {row['iou']:.3f} |")
         auto = section["summary"]["automatic"]
-        lines += ["", f"No prompt: {json.dumps(auto)}", ""]
+        site = name.removeprefix("leave-out-")
+        lines += [
+            "",
+            f"No prompt: {json.dumps(auto)}",
+            "",
+            f"Examples: [overlays-{site}.png](overlays-{site}.png) (written beside this"
+            " report by the command; not committed, as they show the datasets' images)",
+            "",
+        ]
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
 
 def scores_json(scores: Sequence[ImageScore]) -> list[dict[str, Any]]:
     return [asdict(score) for score in scores]
+
+
+def write_overlays(
+    path: Path, segmenter: BraNetSegmenter, images: Sequence[MaskedImage], seed: int, count: int = 8
+) -> None:
+    """A page of examples: each image with the expert's outline (green), the mask for a drawn
+    box (yellow) and the mask with no prompt (red; dashed where under the threshold)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(images), size=min(count, len(images)), replace=False)
+    chosen = [images[i] for i in sorted(picked)]
+    columns = 4
+    rows = -(-len(chosen) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, image in zip(axes.flat, chosen, strict=False):
+        picture, truth = image.image_and_mask()
+        axis.imshow(np.asarray(picture.convert("L")), cmap="gray")
+        title = f"{image.site} {image.kind}"
+        if truth.any():
+            axis.contour(truth, levels=[0.5], colors="lime", linewidths=1)
+            drawn = jitter_box(
+                bounding_box(truth), EVALUATION_JITTER, picture.width, picture.height, rng
+            )
+            boxed = segmenter.predict(picture, image.name, drawn, ())
+            if boxed.mask.any():
+                axis.contour(boxed.mask, levels=[0.5], colors="yellow", linewidths=1)
+            title += f"\nbox Dice {overlap(boxed.mask, truth)[0]:.2f}"
+        automatic = segmenter.predict(picture, image.name, None, ())
+        found = automatic.score >= segmenter.card.lesion_threshold
+        if automatic.mask.any():
+            style = "solid" if found else "dashed"
+            axis.contour(automatic.mask, levels=[0.5], colors="red", linestyles=style)
+        title += f"  no prompt {'found' if found else 'none'} ({automatic.score:.2f})"
+        axis.set_title(title, fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

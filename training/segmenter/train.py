@@ -37,6 +37,7 @@ from branet_training.segmenter.report import (
     score_image,
     scores_json,
     summary,
+    write_overlays,
     write_report,
 )
 
@@ -68,10 +69,12 @@ def leave_one_site_out(
     images: Sequence[MaskedImage],
     config: SegmenterTrainConfig,
     sites: Sequence[str] | None,
+    out: Path,
     fold_models: Path | None = None,
 ) -> dict[str, Any]:
     """Each site scored by a model trained on the others; with `fold_models`, each such model
-    is kept there (`leave-out-<site>/`), for measuring what its crops do to the classifier."""
+    is kept there (`leave-out-<site>/`), for measuring what its crops do to the classifier.
+    A page of example overlays per site goes to `out`."""
     sections: dict[str, Any] = {}
     for site in sorted({image.site for image in images}):
         if sites and site not in sites:
@@ -89,6 +92,7 @@ def leave_one_site_out(
             "scores": scores_json(scores),
         }
         log.info("left out %s: %s", site, sections[f"leave-out-{site}"]["summary"])
+        write_overlays(out / f"overlays-{site}.png", segmenter, test, config.seed)
         if fold_models is not None:
             ship(segmenter, fold_models / f"leave-out-{site}", f"leave-out-{site}", {}, {})
     return sections
@@ -172,7 +176,11 @@ def main(argv: list[str] | None = None) -> None:
         "device": str(pick_device(config.device)),
         "machine": platform.processor() or platform.machine(),
     }
-    sections = leave_one_site_out(images, config, args.sites, args.fold_models) if args.loso else {}
+    sections = (
+        leave_one_site_out(images, config, args.sites, args.out, args.fold_models)
+        if args.loso
+        else {}
+    )
     write_report(args.out, sections, context)
     metrics = headline(sections)
     print(metrics)

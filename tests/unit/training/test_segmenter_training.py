@@ -62,6 +62,7 @@ def test_each_site_is_left_out_once_and_scored_in_every_mode(run: Path) -> None:
     section = report["leave-out-site_a"]
     assert section["test"] == 6 + 4  # its lesions and its normals
     assert {"box/all", "box_jittered/all", "point/all", "none/all"} <= set(section["summary"])
+    assert (run / "report" / "overlays-site_a.png").stat().st_size > 0
     assert section["summary"]["automatic"]["normal_images"] == 4
     assert all(0 <= row["dice"] <= 1 for key, row in section["summary"].items() if "/" in key)
 
