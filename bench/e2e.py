@@ -75,6 +75,9 @@ def measure_stack(image: bytes, models: Path, requests: int, extract_roi: bool) 
                 "GATEWAY_RATE_LIMIT_PER_USER": "1000000/minute",
                 "GATEWAY_RATE_LIMIT_PER_IP": "1000000/minute",
                 "GATEWAY_MAX_IN_FLIGHT_ANALYSES": "64",
+                # Every request sends the same image: without this, all but the first would
+                # reuse its cached embedding, which a stream of new scans never does.
+                "SEGMENTER_EMBEDDING_CACHE_ENTRIES": "0",
             },
         )
         cold: dict[str, float] = {}

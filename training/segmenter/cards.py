@@ -86,6 +86,25 @@ These numbers are at a hospital the model has not seen, from a CPU-sized network
 
 ## Limits
 - Trained on {card.training.get("images", "?")} images from three hospitals; a fourth
-  hospital's scanners may differ.
+  hospital's scanners may differ. Never trained on a mammogram: it does not segment them.
+{_measured_limits(card.metrics)}
 - Weights: `{card.weights_file}`, SHA-256 `{card.weights_sha256}` (verified at load).
 """
+
+
+def _measured_limits(metrics: dict[str, float]) -> str:
+    """What the leave-one-site-out numbers say the model cannot yet do."""
+    lines = []
+    if {"loso_box_jittered_dice", "loso_ellipse_in_box_jittered_dice"} <= set(metrics):
+        lines.append(
+            f"- With a drawn box, Dice {metrics['loso_box_jittered_dice']:.3f} at a new hospital"
+            f" against {metrics['loso_ellipse_in_box_jittered_dice']:.3f} for the ellipse"
+            " inscribed in the same box, no model at all."
+        )
+    if "loso_lesion_found_rate" in metrics:
+        lines.append(
+            f"- With no prompt it finds the lesion (IoU >= 0.5) on"
+            f" {metrics['loso_lesion_found_rate']:.0%} of lesion images at a new hospital; the"
+            " others are classified whole."
+        )
+    return "\n".join(lines)

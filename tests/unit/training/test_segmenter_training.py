@@ -12,9 +12,11 @@ from PIL import Image
 
 from branet_runtime.files import sha256_of_file
 from branet_segmenter.app import create_app
+from branet_segmenter.model import SegmenterCard
 from branet_segmenter.settings import SegmenterSettings
 from branet_training.classifier.train import main as train_classifier
 from branet_training.pretrained import KNOWN_FILES
+from branet_training.segmenter.cards import card_markdown
 from branet_training.segmenter.engine import dice_loss, hard_iou, jittered_box, sampled_points
 from branet_training.segmenter.report import FOUND_IOU, ImageScore, fitted_threshold
 from branet_training.segmenter.train import main as train_main
@@ -208,3 +210,11 @@ def test_the_threshold_separates_found_lesions_from_the_rest() -> None:
     scores += [score("normal", 0.0, 0.3), score("benign", FOUND_IOU / 2, 0.4)]
 
     assert 0.4 < fitted_threshold(scores) <= 0.8
+
+
+def test_the_shipped_segmenters_card_says_what_its_json_says() -> None:
+    folder = Path(__file__).parents[3] / "models"
+    card = SegmenterCard.model_validate_json((folder / "segmenter.json").read_text())
+
+    assert (folder / "segmenter.md").read_text() == card_markdown(card)
+    assert card.weights_sha256 == sha256_of_file(folder / card.weights_file)
