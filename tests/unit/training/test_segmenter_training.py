@@ -89,8 +89,9 @@ def test_the_classifier_is_measured_on_the_crops_automatic_mode_finds(run: Path)
                 *options,
             ]
         )  # fmt: skip
-        report: dict[str, Any] = json.loads((run / "classifier" / "report.json").read_text())
-        return report["sections"]
+        report = json.loads((run / "classifier" / "report.json").read_text())
+        sections: dict[str, Any] = report["sections"]
+        return sections
 
     assert "leave-one-site-out-automatic-roi" not in classifier_loso()
     trained = {p: p.stat().st_mtime for p in (run / "classifier-work").rglob("weights.*")}
