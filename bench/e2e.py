@@ -26,11 +26,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.lesion_segmenter import SHOWN_FLAGS
 from bench.serving import free_port, peak_rss_mib
-from bench.timing import load_result
+from bench.timing import flags_line, load_result
 from branet_cli.stack import Ports, Stack
-from branet_runtime.precision import cpu_flags
 
 
 def form(extract_roi: bool) -> dict[str, str]:
@@ -154,7 +152,7 @@ def main() -> None:
     result = measure_stack(image, args.models, args.requests, args.extract_roi)
     kind = "automatic-ROI" if args.extract_roi else "classify-only"
     print(f"\n{kind} analyses through the gateway, image {len(image)} bytes")
-    print(f"CPU flags: {' '.join(f for f in SHOWN_FLAGS if f in cpu_flags()) or 'none of'}")
+    print(flags_line())
     print_stack(result)
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2))

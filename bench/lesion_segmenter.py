@@ -19,15 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.timing import summary, timed_ms
+from bench.timing import flags_line, summary, timed_ms
 from branet_runtime.precision import cpu_flags
 from branet_segmenter.branet_sam import BraNetSegmenter
 from branet_segmenter.embeddings import EmbeddingCache
 from branet_segmenter.model import SegmenterCard, build_lesion_sam
 from branet_shared.images import validate_image
 from branet_shared.schemas import BoundingBox, Modality, Prompt
-
-SHOWN_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
 
 
 def segmenter_of(card_path: Path | None) -> BraNetSegmenter:
@@ -71,7 +69,7 @@ def main() -> None:
         ),
     }
     rows = []
-    print(f"CPU flags: {' '.join(f for f in SHOWN_FLAGS if f in cpu_flags()) or 'none of'}")
+    print(flags_line())
     print(f"model: {segmenter.card.name} {segmenter.card.version}, {segmenter.card.input_size} px")
     print(f"{'stage':<34} {'p50 ms':>8} {'p95 ms':>8} {'peak MiB':>9}")
     for stage, run in stages.items():

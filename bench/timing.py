@@ -1,9 +1,20 @@
-"""Timing helpers every benchmark script shares: repeated runs, percentiles, load summaries."""
+"""Timing helpers every benchmark script shares: repeated runs, percentiles, load summaries,
+and the CPU flags printed with the numbers."""
 
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+from branet_runtime.precision import cpu_flags
+
+# The flags that choose a speed path (bf16, int8) and that the numbers depend on.
+SHOWN_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+
+
+def flags_line() -> str:
+    """`CPU flags: …`, this CPU's of SHOWN_FLAGS."""
+    return f"CPU flags: {' '.join(f for f in SHOWN_FLAGS if f in cpu_flags()) or 'none of'}"
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -12,7 +12,7 @@ import tflite
 import torch
 import torchvision
 
-from branet_training.pretrained import IMAGENET_CLASSES
+from branet_training.pretrained import IMAGENET_CLASSES, torchvision_layers
 
 
 def random_mobilenet_v2(seed: int) -> torchvision.models.MobileNetV2:
@@ -36,24 +36,22 @@ def folded_layers(
 ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], int, bool]]:
     """(NHWC kernel, bias, stride, depthwise) per convolution, batch norm folded in; the
     classifier's linear layer last as a 1×1 convolution."""
-    modules = list(network.modules())
     layers = []
-    for i, module in enumerate(modules):
-        if isinstance(module, torch.nn.Conv2d):
-            norm = modules[i + 1]
-            assert isinstance(norm, torch.nn.BatchNorm2d)
-            assert norm.running_mean is not None
-            assert norm.running_var is not None
-            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-            weight = module.weight * scale[:, None, None, None]
-            bias = norm.bias - norm.running_mean * scale
-            depthwise = module.groups > 1
-            order = (1, 2, 3, 0) if depthwise else (0, 2, 3, 1)
-            kernel = weight.detach().permute(order).numpy()
-            layers.append((kernel, bias.detach().numpy(), module.stride[0], depthwise))
-        elif isinstance(module, torch.nn.Linear):
-            kernel = module.weight.detach().numpy()[:, None, None, :]
-            layers.append((kernel, module.bias.detach().numpy(), 1, False))
+    for layer, norm in torchvision_layers(network):
+        if isinstance(layer, torch.nn.Linear):
+            kernel = layer.weight.detach().numpy()[:, None, None, :]
+            layers.append((kernel, layer.bias.detach().numpy(), 1, False))
+            continue
+        assert norm is not None
+        assert norm.running_mean is not None
+        assert norm.running_var is not None
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        weight = layer.weight * scale[:, None, None, None]
+        bias = norm.bias - norm.running_mean * scale
+        depthwise = layer.groups > 1
+        order = (1, 2, 3, 0) if depthwise else (0, 2, 3, 1)
+        kernel = weight.detach().permute(order).numpy()
+        layers.append((kernel, bias.detach().numpy(), layer.stride[0], depthwise))
     return layers
 
 

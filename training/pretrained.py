@@ -129,7 +129,7 @@ def read_convolutions(path: Path) -> list[FoldedConvolution]:
 Layer = tuple[torch.nn.Conv2d | torch.nn.Linear, torch.nn.BatchNorm2d | None]
 
 
-def _layers(network: torch.nn.Module) -> list[Layer]:
+def torchvision_layers(network: torch.nn.Module) -> list[Layer]:
     """torchvision's convolutions in module order, each with the batch norm that follows it,
     and the classifier's linear layer last (a 1×1 convolution in TFLite)."""
     modules = list(network.modules())
@@ -149,7 +149,7 @@ def mobilenet_v2_from_tflite(path: Path) -> torchvision.models.MobileNetV2:
     once its stride-2 layers pad as TensorFlow does (`pad_as_tensorflow`)."""
     network = torchvision.models.mobilenet_v2(weights=None, num_classes=IMAGENET_CLASSES)
     convolutions = read_convolutions(path)
-    layers = _layers(network)
+    layers = torchvision_layers(network)
     if len(convolutions) != len(layers):
         raise ValueError(f"{path.name}: {len(convolutions)} convolutions, expected {len(layers)}")
     with torch.no_grad():

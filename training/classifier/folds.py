@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from sklearn.model_selection import StratifiedGroupKFold
 
 from branet_classifier.model import calibrated_probabilities
+from branet_runtime.files import load_weights
 from branet_segmenter.branet_sam import BraNetSegmenter
 from branet_segmenter.embeddings import EmbeddingCache
 from branet_shared.images import bounding_box
@@ -140,8 +141,10 @@ def run_fold(
         logits = logits_of(model.network, boxless, config, images)
         whole = _fold_result(name, test_samples, logits, model)
         result = replace(result, whole_image=whole)
-    automatic = _automatic_roi(name, test_samples, model, config, images, segmenters)
-    result = replace(result, automatic_roi=automatic)
+    automatic: FoldResult | None = None
+    if (segmenter := fold_segmenter(segmenters, name)) is not None:
+        automatic = _automatic_roi(name, test_samples, model, config, images, segmenter)
+        result = replace(result, automatic_roi=automatic)
     folder.mkdir(parents=True, exist_ok=True)
     # Weights (for later looks at a fold) before the result, whose presence marks the fold done.
     save_file(half_state(model.network), folder / "weights.safetensors")
@@ -172,13 +175,10 @@ def _automatic_roi(
     model: TrainedModel,
     config: TrainConfig,
     images: ImageCache,
-    segmenters: Path | None,
-) -> FoldResult | None:
-    """The fold's test images classified around what automatic mode finds, if the fold has a
-    segmenter trained without its test site."""
-    segmenter = fold_segmenter(segmenters, name)
-    if segmenter is None:
-        return None
+    segmenter: BraNetSegmenter,
+) -> FoldResult:
+    """The fold's test images classified around what `segmenter` (trained without the fold's
+    test site) finds in automatic mode."""
     found = automatic_roi_samples(samples, segmenter, images)
     return _fold_result(name, samples, logits_of(model.network, found, config, images), model)
 
@@ -194,14 +194,15 @@ def _with_automatic_roi(
     segmenter for it is now at hand: the fold's weights are kept for such later looks."""
     data = json.loads(saved.read_text())
     result = _saved_result(saved.parent.name, data)
-    if result.automatic_roi is not None or fold_segmenter(segmenters, result.name) is None:
+    if result.automatic_roi is not None:
+        return result
+    segmenter = fold_segmenter(segmenters, result.name)
+    if segmenter is None:
         return result
     network = build_network(config)
-    state = load_file(saved.parent / "weights.safetensors")
-    network.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    load_weights(network, saved.parent / "weights.safetensors", "ResNet18")
     model = TrainedModel(network, result.temperature, [], data["malignant_prevalence"])
-    automatic = _automatic_roi(result.name, samples, model, config, images, segmenters)
-    assert automatic is not None
+    automatic = _automatic_roi(result.name, samples, model, config, images, segmenter)
     saved.write_text(json.dumps({**data, "automatic_roi": _predictions(automatic)}))
     return replace(result, automatic_roi=automatic)
 

@@ -15,6 +15,15 @@ from branet_segmenter.model import SegmenterCard
 PUBLISHED_BUSI_DICE = 0.89
 
 
+def encoder_start(training: dict[str, Any]) -> str:
+    """Where the encoder's weights started, as the training config says."""
+    return (
+        "started from ImageNet"
+        if training.get("config", {}).get("encoder_init")
+        else "from scratch"
+    )
+
+
 def ship(
     segmenter: BraNetSegmenter,
     dest: Path,
@@ -22,7 +31,6 @@ def ship(
     metrics: dict[str, float],
     training: dict[str, Any],
 ) -> Path:
-    started_from = training.get("config", {}).get("encoder_init")
     dest.mkdir(parents=True, exist_ok=True)
     weights = dest / "segmenter.safetensors"
     state = {k: v.detach().half().contiguous() for k, v in segmenter.sam.state_dict().items()}
@@ -36,7 +44,7 @@ def ship(
             "metrics": metrics,
             "training": training,
             "description": "SAM's prompt encoder and mask decoder with a MobileNetV2 image"
-            f" encoder ({'started from ImageNet' if started_from else 'from scratch'}), trained"
+            f" encoder ({encoder_start(training)}), trained"
             " on breast ultrasound lesion masks. Research use only; not a diagnosis.",
         }
     )
@@ -50,7 +58,6 @@ def card_markdown(card: SegmenterCard) -> str:
     """What the segmenter is, how it measured, and what it is not for."""
     rows = "\n".join(f"| {name} | {value:.3f} |" for name, value in card.metrics.items())
     config = json.dumps(card.training.get("config", {}))
-    start = "ImageNet's" if card.training.get("config", {}).get("encoder_init") else "from scratch"
     return f"""# {card.name} {card.version}
 
 {card.description}
@@ -67,9 +74,10 @@ with the reason; a drawn box is classified as drawn).
 ## Input and modes
 Grayscale, the longer side scaled to {card.input_size} px and padded (SAM's layout); SAM's
 prompt encoder and mask decoder (depth {card.decoder_depth}) on a {card.embed_dim}-channel
-embedding at 1/16 of the input from a MobileNetV2 trunk ({start}). A box gives one mask;
-points the best of three; no prompt the most lesion-like region, a lesion where its predicted
-IoU reaches {card.lesion_threshold:.3f} (fitted on the training images only).
+embedding at 1/16 of the input from a MobileNetV2 trunk
+({encoder_start(card.training)}). A box gives one mask; points the best of three; no prompt
+the most lesion-like region, a lesion where its predicted IoU reaches
+{card.lesion_threshold:.3f} (fitted on the training images only).
 
 ## Measured (each site left out in turn; reports/segmenter/report.md)
 | metric | value |
