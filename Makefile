@@ -11,7 +11,7 @@ INFRA_VENV ?= .venv-infra
 DOCKERFILES := services/gateway/Dockerfile services/classifier/Dockerfile \
 	services/segmenter/Dockerfile tools/firestore-emulator/Dockerfile
 
-.PHONY: up up-cloud down status logs install test lint static-checks compose-tool browser emulators clean bench
+.PHONY: up up-cloud down status logs install test lint static-checks compose-tool browser emulators typescript-client clean bench
 
 up: install  ## install, then start the three services on 127.0.0.1:8080-8082
 	$(BIN)/branet up
@@ -37,7 +37,7 @@ $(VENV)/.installed: pyproject.toml training/pyproject.toml $(PACKAGE_DIRS)
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]' -e ./training --config-settings editable_mode=strict
 	touch $@
 
-test: install browser emulators lint static-checks  ## install, lint, type-check, run every test
+test: install browser emulators lint static-checks typescript-client  ## install, lint, type-check, run every test
 	$(BIN)/pytest
 
 lint: install
@@ -62,6 +62,7 @@ static-checks: $(INFRA_VENV)/.installed compose-tool
 	BC_SKIP_MAPPING=TRUE $(INFRA_VENV)/bin/checkov --quiet --compact --skip-download \
 		$(addprefix -f ,$(DOCKERFILES)) --framework dockerfile
 	$(INFRA_VENV)/bin/python tools/check_hcl.py infra
+	$(INFRA_VENV)/bin/python tools/check_deploy.py infra
 
 # checkov pins many packages of its own: it gets a virtual environment apart.
 $(INFRA_VENV)/.installed:
@@ -82,6 +83,24 @@ tools/firestore-emulator/node_modules/.installed: tools/firestore-emulator/packa
 	@if command -v npm >/dev/null; then \
 		cd tools/firestore-emulator && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "note: install Node.js for the Firestore emulator tests"; fi
+
+# The app's TypeScript client: its types regenerate identically from the gateway's contract
+# (tests/contracts/gateway.openapi.json) and compile under tsc --strict. Its Node test runs in
+# pytest, against the real gateway (tests/integration/test_typescript_client.py).
+TS_CLIENT := clients/typescript
+typescript-client: $(TS_CLIENT)/node_modules/.installed  ## check and build the TypeScript client
+	@if [ -f $(TS_CLIENT)/node_modules/.installed ]; then \
+		cd $(TS_CLIENT) && node scripts/generate.mjs ../../tests/contracts/gateway.openapi.json \
+			node_modules/.schema.d.ts && \
+		{ cmp -s node_modules/.schema.d.ts src/schema.d.ts || { \
+			echo "clients/typescript/src/schema.d.ts is stale: npm run generate, then commit"; \
+			exit 1; }; } && npm run --silent build && echo "TypeScript client: regenerated identically, compiles strictly"; \
+	fi
+
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "note: install Node.js for the TypeScript client's checks"; fi
 
 browser:  ## headless Chromium for the offline-docs test (Debian package)
 	@command -v chromium >/dev/null || { \

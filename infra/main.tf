@@ -4,7 +4,21 @@
 locals {
   registry = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.branet.repository_id}"
   services = toset(["run.googleapis.com", "artifactregistry.googleapis.com", "firestore.googleapis.com",
-  "storage.googleapis.com", "iam.googleapis.com", "cloudbuild.googleapis.com"])
+    "storage.googleapis.com", "iam.googleapis.com", "cloudbuild.googleapis.com",
+  "cloudtrace.googleapis.com", "monitoring.googleapis.com"])
+  # Each service's spans go to Cloud Trace, and its log lines name their trace in this project.
+  observability_env = {
+    for prefix in ["GATEWAY", "CLASSIFIER", "SEGMENTER"] : prefix => {
+      "${prefix}_TRACE_EXPORTER" = "cloud_trace"
+      GOOGLE_CLOUD_PROJECT       = var.project_id
+    }
+  }
+  prometheus_sidecar = var.prometheus_sidecar_image == "" ? [] : [var.prometheus_sidecar_image]
+  service_accounts = {
+    gateway    = google_service_account.gateway.email
+    classifier = google_service_account.classifier.email
+    segmenter  = google_service_account.segmenter.email
+  }
 }
 
 resource "google_project_service" "apis" {
@@ -126,4 +140,15 @@ resource "google_project_iam_member" "gateway_firestore" {
   project = var.project_id
   role    = "roles/datastore.user"
   member  = "serviceAccount:${google_service_account.gateway.email}"
+}
+
+# Every service writes its spans to Cloud Trace and its Prometheus series to Cloud Monitoring.
+resource "google_project_iam_member" "observability" {
+  for_each = {
+    for pair in setproduct(keys(local.service_accounts),
+    ["roles/cloudtrace.agent", "roles/monitoring.metricWriter"]) : "${pair[0]} ${pair[1]}" => pair
+  }
+  project = var.project_id
+  role    = each.value[1]
+  member  = "serviceAccount:${local.service_accounts[each.value[0]]}"
 }

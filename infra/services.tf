@@ -5,9 +5,9 @@ resource "google_cloud_run_v2_service" "classifier" {
   name                = "branet-classifier"
   location            = var.region
 
-  # Cloud Build rolls images forward (infra/cloudbuild.yaml); Terraform owns the rest.
+  # The image is var.image_tag's, which Cloud Build pushed (infra/cloudbuild.yaml).
   lifecycle {
-    ignore_changes = [template[0].containers[0].image, client, client_version]
+    ignore_changes = [client, client_version]
   }
   ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
   deletion_protection = false
@@ -23,14 +23,21 @@ resource "google_cloud_run_v2_service" "classifier" {
 
     containers {
       image = "${local.registry}/classifier:${var.image_tag}"
+      name  = "app"
+      ports {
+        container_port = 8080
+      }
       resources {
         limits            = { cpu = "2", memory = "2Gi" }
         cpu_idle          = true
         startup_cpu_boost = true
       }
-      env {
-        name  = "CLASSIFIER_MAX_CONCURRENCY"
-        value = "2"
+      dynamic "env" {
+        for_each = merge(local.observability_env["CLASSIFIER"], { CLASSIFIER_MAX_CONCURRENCY = "2" })
+        content {
+          name  = env.key
+          value = env.value
+        }
       }
       startup_probe {
         http_get {
@@ -45,6 +52,15 @@ resource "google_cloud_run_v2_service" "classifier" {
         }
       }
     }
+    # Scrapes the app's /metrics (port 8080) into Cloud Monitoring (Managed Prometheus).
+    dynamic "containers" {
+      for_each = local.prometheus_sidecar
+      content {
+        name       = "prometheus"
+        image      = containers.value
+        depends_on = ["app"]
+      }
+    }
   }
 }
 
@@ -52,9 +68,9 @@ resource "google_cloud_run_v2_service" "segmenter" {
   name                = "branet-segmenter"
   location            = var.region
 
-  # Cloud Build rolls images forward (infra/cloudbuild.yaml); Terraform owns the rest.
+  # The image is var.image_tag's, which Cloud Build pushed (infra/cloudbuild.yaml).
   lifecycle {
-    ignore_changes = [template[0].containers[0].image, client, client_version]
+    ignore_changes = [client, client_version]
   }
   ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
   deletion_protection = false
@@ -71,10 +87,21 @@ resource "google_cloud_run_v2_service" "segmenter" {
 
     containers {
       image = "${local.registry}/segmenter:${var.image_tag}"
+      name  = "app"
+      ports {
+        container_port = 8080
+      }
       resources {
         limits            = { cpu = "4", memory = "8Gi" }
         cpu_idle          = true
         startup_cpu_boost = true
+      }
+      dynamic "env" {
+        for_each = local.observability_env["SEGMENTER"]
+        content {
+          name  = env.key
+          value = env.value
+        }
       }
       # Unset: BraNet's own lesion segmenter, baked into the image.
       dynamic "env" {
@@ -92,6 +119,15 @@ resource "google_cloud_run_v2_service" "segmenter" {
         failure_threshold = 30
       }
     }
+    # Scrapes the app's /metrics (port 8080) into Cloud Monitoring (Managed Prometheus).
+    dynamic "containers" {
+      for_each = local.prometheus_sidecar
+      content {
+        name       = "prometheus"
+        image      = containers.value
+        depends_on = ["app"]
+      }
+    }
   }
 }
 
@@ -99,9 +135,9 @@ resource "google_cloud_run_v2_service" "gateway" {
   name                = "branet-gateway"
   location            = var.region
 
-  # Cloud Build rolls images forward (infra/cloudbuild.yaml); Terraform owns the rest.
+  # The image is var.image_tag's, which Cloud Build pushed (infra/cloudbuild.yaml).
   lifecycle {
-    ignore_changes = [template[0].containers[0].image, client, client_version]
+    ignore_changes = [client, client_version]
   }
   ingress             = "INGRESS_TRAFFIC_ALL"
   deletion_protection = false
@@ -127,12 +163,16 @@ resource "google_cloud_run_v2_service" "gateway" {
 
     containers {
       image = "${local.registry}/gateway:${var.image_tag}"
+      name  = "app"
+      ports {
+        container_port = 8080
+      }
       resources {
         limits   = { cpu = "1", memory = "1Gi" }
         cpu_idle = true
       }
       dynamic "env" {
-        for_each = {
+        for_each = merge(local.observability_env["GATEWAY"], {
           GATEWAY_AUTH_MODE              = "firebase"
           GATEWAY_FIREBASE_PROJECT_ID    = var.project_id
           GATEWAY_BLOB_BACKEND           = "gcs"
@@ -145,7 +185,7 @@ resource "google_cloud_run_v2_service" "gateway" {
           GATEWAY_TRUSTED_PROXIES        = "*"
           GATEWAY_MAX_IN_FLIGHT_ANALYSES = "16"
           GATEWAY_CORS_ORIGINS           = jsonencode(var.cors_origins)
-        }
+        })
         content {
           name  = env.key
           value = env.value
@@ -160,6 +200,15 @@ resource "google_cloud_run_v2_service" "gateway" {
         http_get {
           path = "/healthz"
         }
+      }
+    }
+    # Scrapes the app's /metrics (port 8080) into Cloud Monitoring (Managed Prometheus).
+    dynamic "containers" {
+      for_each = local.prometheus_sidecar
+      content {
+        name       = "prometheus"
+        image      = containers.value
+        depends_on = ["app"]
       }
     }
   }

@@ -10,9 +10,19 @@ variable "region" {
 }
 
 variable "image_tag" {
-  description = "Tag of the three images in Artifact Registry to deploy."
+  description = "Tag of the three images to deploy: the _TAG that infra/cloudbuild.yaml pushed them under."
   type        = string
-  default     = "latest"
+
+  validation {
+    condition     = var.image_tag != "" && var.image_tag != "latest"
+    error_message = "Deploy the tag a build pushed (gcloud builds submit ... --substitutions _TAG=<tag>), not latest."
+  }
+}
+
+variable "prometheus_sidecar_image" {
+  description = "Managed Service for Prometheus sidecar that scrapes each service's /metrics into Cloud Monitoring (empty: none)."
+  type        = string
+  default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0"
 }
 
 variable "sam_checkpoint" {

@@ -1,5 +1,10 @@
 terraform {
   required_version = ">= 1.6"
+  # State in a GCS bucket of the project (versioned, locked): created once, named at init,
+  #   terraform -chdir=infra init -backend-config="bucket=<project>-branet-tfstate"
+  backend "gcs" {
+    prefix = "branet"
+  }
   required_providers {
     google = {
       source  = "hashicorp/google"

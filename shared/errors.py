@@ -27,11 +27,15 @@ class BraNetError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal error"
+    # Sent as Retry-After unless the raiser gives one: every 503 says when to try again.
+    retry_after_s: ClassVar[int | None] = None
 
     def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = dict(headers or {})
+        if self.retry_after_s is not None:
+            self.headers.setdefault("Retry-After", str(self.retry_after_s))
 
 
 class UnsupportedMediaType(BraNetError):
@@ -64,6 +68,7 @@ class MethodNotAllowed(BraNetError):
 
 class ModelUnavailable(BraNetError):
     status, code, title = 503, "model_unavailable", "Model unavailable"
+    retry_after_s = 10
 
 
 class ModelFileError(ModelUnavailable):
@@ -71,10 +76,12 @@ class ModelFileError(ModelUnavailable):
     card or setting pins, unreadable); the message says why. Its service stays up, not ready."""
 
     title = "Model file unusable"
+    retry_after_s = 60  # a new deploy or configuration is needed, not a moment's patience
 
 
 class StoreUnavailable(BraNetError):
     status, code, title = 503, "store_unavailable", "Storage unavailable"
+    retry_after_s = 5
 
 
 class RateLimited(BraNetError):
@@ -83,6 +90,7 @@ class RateLimited(BraNetError):
 
 class Overloaded(BraNetError):
     status, code, title = 503, "overloaded", "At capacity"
+    retry_after_s = 2
 
 
 # What a route that takes an image upload and runs a model can answer.
@@ -181,14 +189,27 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unexpected_error)
 
 
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+
+def problem_content(codes: list[str]) -> dict[str, Any]:
+    """An OpenAPI `content`: a Problem as `application/problem+json` whose `code` is one of
+    `codes` (so that a generated client knows which it can get)."""
+    code = {"type": "string", "enum": codes}
+    narrowed = {"properties": {"code": code}, "required": ["code"]}
+    schema = {"allOf": [{"$ref": PROBLEM_SCHEMA_REF}, narrowed]}
+    return {PROBLEM_MEDIA_TYPE: {"schema": schema}}
+
+
 def problem_responses(*errors: type[BraNetError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries documenting which problems a route can answer."""
-    responses: dict[int | str, dict[str, Any]] = {}
+    codes: dict[int, list[str]] = {}
     for error in errors:
-        entry = responses.setdefault(
-            error.status,
-            {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": ""},
-        )
-        codes = [c for c in entry["description"].split(", ") if c]
-        entry["description"] = ", ".join([*codes, f"`{error.code}`"])
-    return responses
+        codes.setdefault(error.status, []).append(error.code)
+    return {
+        status: {
+            "description": ", ".join(f"`{code}`" for code in status_codes),
+            "content": problem_content(status_codes),
+        }
+        for status, status_codes in codes.items()
+    }

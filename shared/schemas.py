@@ -1,6 +1,7 @@
 """Pydantic models for everything that crosses a boundary: the public API and the calls
 between the gateway and the model services."""
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Self
@@ -19,14 +20,42 @@ class Label(StrEnum):
 
 
 class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Answers always carry every field: the OpenAPI document says so (generated clients then
+    # need no checks for fields that are always there).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_serialization_defaults_required=True
+    )
 
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+# The form fields' formats, as the OpenAPI document states them: ASCII digits only.
+_INTEGER, _LABEL = r" *[0-9]+ *", r" *[01] *"
+BOX_PATTERN = f"^{_INTEGER},{_INTEGER},{_INTEGER},{_INTEGER}$"
+_POINT = f"{_INTEGER},{_INTEGER}(,{_LABEL})?"
+POINTS_PATTERN = f"^{_POINT}(;{_POINT})*$"
 
 
 class Problem(Schema):
     """RFC 9457 problem details, with BraNet's stable `code`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_serialization_defaults_required=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:branet:problem:invalid_image",
+                    "title": "Invalid image",
+                    "status": 422,
+                    "detail": "the image is truncated or corrupt",
+                    "code": "invalid_image",
+                    "instance": "/v1/analyses",
+                    "request_id": "3f2c5b0e9a7d4c1b8e6f0a2d4c6e8b10",
+                }
+            ]
+        },
+    )
 
     type: str
     title: str
@@ -76,13 +105,9 @@ class BoundingBox(Schema):
     @classmethod
     def parse(cls, text: str) -> "BoundingBox":
         """Parse the form field format `x0,y0,x1,y1`."""
-        parts = text.split(",")
-        if len(parts) != 4:
+        if re.fullmatch(BOX_PATTERN, text) is None:
             raise ValueError("box must be four integers: x0,y0,x1,y1")
-        try:
-            x0, y0, x1, y1 = (int(p.strip()) for p in parts)
-        except ValueError:
-            raise ValueError("box must be four integers: x0,y0,x1,y1") from None
+        x0, y0, x1, y1 = (int(p) for p in text.split(","))
         return cls(x0=x0, y0=y0, x1=x1, y1=y1)
 
     def fits(self, width: int, height: int) -> bool:
@@ -104,10 +129,11 @@ class Point(Schema):
             parts = [p.strip() for p in item.split(",")]
             if len(parts) not in (2, 3):
                 raise ValueError("points must be `x,y,label` separated by `;`")
-            try:
-                x, y, *label = (int(p) for p in parts)
-            except ValueError:
-                raise ValueError("point coordinates and labels must be integers") from None
+            if not all(re.fullmatch("[0-9]+", p) for p in parts):
+                raise ValueError("point coordinates and labels must be integers")
+            x, y, *label = (int(p) for p in parts)
+            if label and label[0] not in (0, 1):
+                raise ValueError("a point's label is 1 (lesion) or 0 (background)")
             points.append(cls(x=x, y=y, label=label[0] if label else 1))
         return points
 

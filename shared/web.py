@@ -11,7 +11,9 @@ import uvicorn
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from opentelemetry.sdk.trace import TracerProvider
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 from starlette.datastructures import MutableHeaders
@@ -19,7 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from branet_shared.errors import PayloadTooLarge, install_error_handlers, problem_response
 from branet_shared.logs import configure_logging
+from branet_shared.metrics import ServiceMetrics
+from branet_shared.openapi import install_openapi
 from branet_shared.schemas import CheckResult, Readiness
+from branet_shared.tracing import instrument_app
 
 REQUEST_ID_HEADER = "X-Request-ID"
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
@@ -117,25 +122,44 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId: its name in camelCase (`create_analysis` →
+    `createAnalysis`), which generated clients turn into their method names."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
 def create_service_app(
-    *, title: str, description: str, lifespan: Lifespan, max_body_bytes: int
+    *,
+    title: str,
+    description: str,
+    lifespan: Lifespan,
+    max_body_bytes: int,
+    metrics: ServiceMetrics,
+    tracer_provider: TracerProvider | None,
 ) -> FastAPI:
-    """A FastAPI app with offline docs, problem+json errors, request ids and a body limit."""
+    """A FastAPI app with offline docs, problem+json errors, request ids, a body limit,
+    Prometheus series at `/metrics` and, where a provider is given, traces."""
     app = FastAPIOffline(
         title=title,
         version=VERSION,
         description=description,
         lifespan=lifespan,
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
+    install_openapi(app)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
+    metrics.install(app)  # outside the body limit: its 413s are counted too
     app.add_middleware(
         CorrelationIdMiddleware,
         header_name=REQUEST_ID_HEADER,
         validator=_is_safe_request_id,
     )
+    # Outermost: the trace starts before anything else runs, and every log line has it.
+    instrument_app(app, tracer_provider)
     return app
 
 
@@ -171,7 +195,8 @@ def run_service(
         log_config=None,
         proxy_headers=True,
         forwarded_allow_ips=trusted_proxies,
-        timeout_graceful_shutdown=20,  # Cloud Run gives 10 s after SIGTERM; locally, be patient
+        # Cloud Run sends SIGKILL 10 s after SIGTERM: finish what is running within 8.
+        timeout_graceful_shutdown=8,
     )
 
 

@@ -5,12 +5,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+from opentelemetry import trace
 from safetensors.torch import save_file
 
 from branet_classifier.model import ClassifierCard, build_resnet18
 from branet_runtime.files import sha256_of_file
+from branet_runtime.metrics import ModelServiceMetrics
 from branet_runtime.service import AnyTask, ModelRuntime
 from branet_segmenter.segment import build_toy_sam
+from branet_shared.metrics import Stages
 from branet_shared.schemas import Modality
 
 
@@ -69,6 +72,9 @@ def write_toy_sam(folder: Path, seed: int = 0, blind: bool = False) -> Path:
 
 def loaded_runtime(service: str, tasks: Sequence[AnyTask]) -> ModelRuntime:
     """The runtime a model service holds once its lifespan has loaded `tasks`."""
-    runtime = ModelRuntime(service, tasks, ThreadPoolExecutor(1))  # threads start on first use
+    metrics = ModelServiceMetrics(service)
+    stages = Stages(metrics, trace.NoOpTracer())
+    # Threads start on first use.
+    runtime = ModelRuntime(service, tasks, ThreadPoolExecutor(1), metrics, stages)
     runtime.load()
     return runtime

@@ -1,6 +1,7 @@
 """The classifier service: a ResNet18 per modality behind the model-service factory."""
 
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
 
 from branet_classifier import routes
 from branet_classifier.classify import ClassifierTask
@@ -22,7 +23,9 @@ def classifier_tasks(settings: ClassifierSettings) -> list[ClassifierTask]:
     ]
 
 
-def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ClassifierSettings | None = None, *, traces: TracerProvider | None = None
+) -> FastAPI:
     settings = settings or ClassifierSettings()
     max_batch = settings.max_batch
     return create_model_service(
@@ -33,6 +36,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         title="BraNet classifier",
         description=DESCRIPTION,
         extra_state=lambda runtime: {"batchers": routes.micro_batchers(runtime, max_batch)},
+        traces=traces,
     )
 
 

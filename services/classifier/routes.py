@@ -77,16 +77,20 @@ async def classify_image(
             crop = lesion_crop()
             return model.preprocess(crop.image, crop.lesion)
 
-        inputs = await anyio.to_thread.run_sync(preprocess)
-        return await batchers[modality].classify(inputs)
-    crop = await anyio.to_thread.run_sync(lesion_crop)
+        with runtime.stages.timed("preprocess"):
+            inputs = await anyio.to_thread.run_sync(preprocess)
+        with runtime.stages.timed("infer"):  # the wait for a batch's turn included
+            return await batchers[modality].classify(inputs)
+    with runtime.stages.timed("preprocess"):
+        crop = await anyio.to_thread.run_sync(lesion_crop)
 
     def run() -> ClassifyResponse:
         result, heatmap = model.explain(crop.image, crop.lesion)
         encoded = base64.b64encode(encode_png(heatmap)).decode()
         return result.model_copy(update={"heatmap_png": encoded})
 
-    return await runtime.run(run)
+    with runtime.stages.timed("explain"):
+        return await runtime.run(run)
 
 
 @router.post(

@@ -10,16 +10,20 @@ from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from branet_gateway.metrics import GatewayMetrics
 from branet_shared.errors import Overloaded, RateLimited
 
 
 class AdmissionControl:
-    def __init__(self, per_user: str, per_ip: str, max_in_flight: int) -> None:
+    def __init__(
+        self, per_user: str, per_ip: str, max_in_flight: int, metrics: GatewayMetrics
+    ) -> None:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._per_user = parse(per_user)
         self._per_ip = parse(per_ip)
         self.max_in_flight = max_in_flight
         self.in_flight = 0
+        self.metrics = metrics
 
     def check_rate(self, user_id: str, client_ip: str) -> None:
         """Count one analysis against the caller's budgets, or raise 429 with Retry-After."""
@@ -27,9 +31,10 @@ class AdmissionControl:
             if not self._limiter.hit(item, "analyses", key):
                 reset = self._limiter.get_window_stats(item, "analyses", key).reset_time
                 retry_after = max(1, math.ceil(reset - time.time()))
+                limit = "user" if key.startswith("user") else "address"
+                self.metrics.rate_limited.labels(limit).inc()
                 raise RateLimited(
-                    f"too many analyses; try again in {retry_after} s ({item} per "
-                    f"{'user' if key.startswith('user') else 'address'})",
+                    f"too many analyses; try again in {retry_after} s ({item} per {limit})",
                     headers={"Retry-After": str(retry_after)},
                 )
 
@@ -37,11 +42,12 @@ class AdmissionControl:
     async def slot(self) -> AsyncIterator[None]:
         """Hold one of the instance's analysis slots, or shed the request with 503."""
         if self.in_flight >= self.max_in_flight:
-            raise Overloaded(
-                "the service is at capacity; try again shortly", headers={"Retry-After": "2"}
-            )
+            self.metrics.shed.inc()
+            raise Overloaded("the service is at capacity; try again shortly")
         self.in_flight += 1  # single event loop: no lock needed between check and increment
+        self.metrics.in_flight.inc()
         try:
             yield
         finally:
             self.in_flight -= 1
+            self.metrics.in_flight.dec()

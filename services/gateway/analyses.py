@@ -10,7 +10,6 @@ import base64
 import binascii
 import hashlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from datetime import UTC, datetime
 import anyio
 import anyio.to_thread
 
+from branet_gateway.metrics import GatewayMetrics
 from branet_gateway.model_clients import ClassifierClient, SegmenterClient
 from branet_gateway.storage import (
     BlobStore,
@@ -31,6 +31,7 @@ from branet_gateway.storage import (
 from branet_gateway.storage.base import BlobKind
 from branet_shared.errors import ModelUnavailable, NotFound
 from branet_shared.images import ValidatedImage, check_prompt_fits, validate_image
+from branet_shared.metrics import Stages, Stopwatch
 from branet_shared.schemas import (
     Analysis,
     Caveat,
@@ -82,12 +83,12 @@ class ModelOutcome:
 
 @dataclass(frozen=True)
 class BlobStream:
+    """A stored blob: what its record says of it, and its bytes, read only when iterated."""
+
     content_type: str
+    size: int
+    sha256: str
     chunks: AsyncIterator[bytes]
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)
 
 
 def _decode_png(field: str | None, service: str, what: str) -> bytes:
@@ -107,14 +108,19 @@ class AnalysisService:
         classifier: ClassifierClient,
         segmenter: SegmenterClient,
         *,
+        metrics: GatewayMetrics,
+        stages: Stages,
         max_image_bytes: int,
         max_image_pixels: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`stages` times validate, segment, classify and store into series and spans."""
         self.blobs = blobs
         self.results = results
         self.classifier = classifier
         self.segmenter = segmenter
+        self.metrics = metrics
+        self.stages = stages
         self.max_image_bytes = max_image_bytes
         self.max_image_pixels = max_image_pixels
         self.clock = clock
@@ -129,12 +135,20 @@ class AnalysisService:
         explain: bool = False,
     ) -> Analysis:
         """A prompt implies ROI extraction; `extract_roi` alone asks for automatic mode."""
-        started = time.perf_counter()
-        upload = await anyio.to_thread.run_sync(self._validate, data, prompt)
-        validate_ms = _ms_since(started)
+        total = Stopwatch()
+        with self.stages.timed("validate") as validation:
+            upload = await anyio.to_thread.run_sync(self._validate, data, prompt)
         segment = extract_roi or prompt.given
         outcome = await self._run_models(upload, modality, segment, prompt, explain)
-        return await self._store(owner, upload, modality, prompt, outcome, validate_ms, started)
+        analysis = await self._store(owner, upload, modality, prompt, outcome, validation, total)
+        log.info(
+            "analysis %s: %s, %s, %.0f ms",
+            analysis.id,
+            modality.value,
+            analysis.label.value,
+            analysis.timings.total_ms,
+        )
+        return analysis
 
     def _validate(self, data: bytes, prompt: Prompt) -> ValidatedImage:
         upload = validate_image(
@@ -158,16 +172,16 @@ class AnalysisService:
         blobs = [PendingBlob("image", upload.data, upload.content_type, upload.sha256)]
         segmentation, segment_ms, unrefined = None, None, None
         if segment:
-            started = time.perf_counter()
-            try:
-                segmentation = await self.segmenter.segment(upload.data, modality, prompt)
-            except ModelUnavailable as exc:
-                if prompt.box is None:  # nothing else says where the lesion is
-                    raise
-                # The caller's box is what the classifier needs; SAM only tightens it.
-                log.warning("segmenter unavailable, classifying the caller's box: %s", exc.detail)
-                unrefined = exc.detail
-            segment_ms = _ms_since(started)
+            with self.stages.timed("segment") as segmenting:
+                try:
+                    segmentation = await self.segmenter.segment(upload.data, modality, prompt)
+                except ModelUnavailable as exc:
+                    if prompt.box is None:  # nothing else says where the lesion is
+                        raise
+                    # The caller's box is what the classifier needs; SAM only tightens it.
+                    log.warning("segmenter unavailable, classifying the caller's box: %s", exc)
+                    unrefined = exc.detail
+            segment_ms = segmenting.ms
         if segmentation is not None:
             if segmentation.lesion_found:
                 mask = _decode_png(segmentation.mask_png, "segmenter", "mask")
@@ -179,14 +193,15 @@ class AnalysisService:
         # The classifier crops around the box itself, with its model's margin, as in training.
         # Without a segmentation, a box was given only if the segmenter failed on it.
         lesion = segmentation.bbox if segmentation is not None else prompt.box
-        started = time.perf_counter()
-        classification = await self.classifier.classify(upload.data, modality, explain, lesion)
-        if classification.heatmap_png is not None:
-            heatmap = _decode_png(classification.heatmap_png, "classifier", "heatmap")
-            blobs.append(PendingBlob.of("heatmap", heatmap, PNG))
-            classification = classification.model_copy(update={"heatmap_png": None})
-        classify_ms = _ms_since(started)
-        return ModelOutcome(classification, segmentation, blobs, segment_ms, classify_ms, unrefined)
+        with self.stages.timed("classify") as classifying:
+            classification = await self.classifier.classify(upload.data, modality, explain, lesion)
+            if classification.heatmap_png is not None:
+                heatmap = _decode_png(classification.heatmap_png, "classifier", "heatmap")
+                blobs.append(PendingBlob.of("heatmap", heatmap, PNG))
+                classification = classification.model_copy(update={"heatmap_png": None})
+        return ModelOutcome(
+            classification, segmentation, blobs, segment_ms, classifying.ms, unrefined
+        )
 
     async def _store(
         self,
@@ -195,16 +210,33 @@ class AnalysisService:
         modality: Modality,
         prompt: Prompt,
         outcome: ModelOutcome,
-        validate_ms: float,
-        started: float,
+        validation: Stopwatch,
+        total: Stopwatch,
     ) -> Analysis:
         """Blobs first, then the record; on any failure, remove the blobs already written."""
         analysis_id = uuid.uuid4().hex
+        with self.stages.timed("store") as storing:
+            return await self._write(
+                owner, analysis_id, upload, modality, prompt, outcome, validation, storing, total
+            )
+
+    async def _write(
+        self,
+        owner: str,
+        analysis_id: str,
+        upload: ValidatedImage,
+        modality: Modality,
+        prompt: Prompt,
+        outcome: ModelOutcome,
+        validation: Stopwatch,
+        storing: Stopwatch,
+        total: Stopwatch,
+    ) -> Analysis:
         try:
-            store_started = time.perf_counter()
             for blob in outcome.blobs:
                 key = blob_key(owner, analysis_id, blob.kind)
-                await self.blobs.put(key, blob.data, blob.content_type)
+                with self.metrics.store_call("blob", "put"):
+                    await self.blobs.put(key, blob.data, blob.content_type)
             stored = {blob.kind: blob.stored_blob(analysis_id) for blob in outcome.blobs}
             result = outcome.classification
             roi = _region(outcome, prompt, stored)
@@ -231,15 +263,16 @@ class AnalysisService:
                 ),
                 # The record insert is the last step; its own few ms are not counted.
                 timings=Timings(
-                    validate_ms=validate_ms,
+                    validate_ms=validation.ms,
                     segment_ms=outcome.segment_ms,
                     classify_ms=outcome.classify_ms,
-                    store_ms=_ms_since(store_started),
-                    total_ms=_ms_since(started),
+                    store_ms=storing.lap_ms(),
+                    total_ms=total.lap_ms(),
                 ),
                 created_at=self.clock(),
             )
-            await self.results.add(analysis)
+            with self.metrics.store_call("result", "add"):
+                await self.results.add(analysis)
         except BaseException:
             # Shielded: a cancelled request must still take its blobs with it.
             with anyio.CancelScope(shield=True):
@@ -249,30 +282,34 @@ class AnalysisService:
 
     async def _remove_blobs(self, prefix: str) -> None:
         try:
-            await self.blobs.delete_prefix(prefix)
+            with self.metrics.store_call("blob", "delete"):
+                await self.blobs.delete_prefix(prefix)
         except Exception:
             # Never masks the error that brought us here; the log names what to clean up.
             log.exception("could not remove blobs under %s; they are orphans now", prefix)
 
     async def get(self, owner: str, analysis_id: str) -> Analysis:
-        return await self.results.get(owner, analysis_id)
+        with self.metrics.store_call("result", "get"):
+            return await self.results.get(owner, analysis_id)
 
     async def list(self, owner: str, limit: int, cursor: str | None) -> ResultPage:
         position = PageCursor.decode(cursor) if cursor else None
-        return await self.results.list(owner, limit, position)
+        with self.metrics.store_call("result", "list"):
+            return await self.results.list(owner, limit, position)
 
     async def delete(self, owner: str, analysis_id: str) -> None:
-        await self.results.delete(owner, analysis_id)
+        with self.metrics.store_call("result", "delete"):
+            await self.results.delete(owner, analysis_id)
         await self._remove_blobs(analysis_prefix(owner, analysis_id))
 
     async def open_blob(self, owner: str, analysis_id: str, kind: BlobKind) -> BlobStream:
         """The bytes of one blob of the caller's analysis; `NotFound` if it has none."""
-        analysis = await self.results.get(owner, analysis_id)
+        analysis = await self.get(owner, analysis_id)
         blob = analysis.blob(kind)
         if blob is None:
             raise NotFound(f"this analysis has no {kind}")
         chunks = self.blobs.stream(blob_key(owner, analysis_id, kind))
-        return BlobStream(content_type=blob.content_type, chunks=chunks)
+        return BlobStream(blob.content_type, blob.size, blob.sha256, chunks)
 
 
 def _input_caveats(roi: RegionOfInterest | None, unrefined: str | None) -> list[Caveat]:

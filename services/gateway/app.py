@@ -4,16 +4,18 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Annotated, TypedDict, get_args
+from typing import Annotated, Any, TypedDict, get_args
 
 import httpx
-from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
+from opentelemetry.sdk.trace import TracerProvider
 
 from branet_gateway.admission import AdmissionControl
-from branet_gateway.analyses import AnalysisService
+from branet_gateway.analyses import AnalysisService, BlobStream
 from branet_gateway.auth import CurrentUser, FirebaseTokenVerifier
+from branet_gateway.metrics import GatewayMetrics
 from branet_gateway.model_clients import ClassifierClient, SegmenterClient
 from branet_gateway.service_auth import GoogleIdTokenAuth
 from branet_gateway.settings import GatewaySettings
@@ -33,7 +35,10 @@ from branet_shared.errors import (
     problem_responses,
 )
 from branet_shared.images import parse_prompt
+from branet_shared.metrics import Stages
 from branet_shared.schemas import (
+    BOX_PATTERN,
+    POINTS_PATTERN,
     Analysis,
     AnalysisPage,
     CheckResult,
@@ -42,6 +47,7 @@ from branet_shared.schemas import (
     ModelsResponse,
     Readiness,
 )
+from branet_shared.tracing import instrument_client, tracer, tracer_provider
 from branet_shared.web import VERSION, create_service_app, readiness_response, service_main
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,13 @@ Analyses = Annotated[AnalysisService, Depends(get_analyses)]
 Admission = Annotated[AdmissionControl, Depends(get_admission)]
 # Every route that reads the caller's data answers these besides its own.
 AUTH_ERRORS = (Unauthenticated, NotFound)
+# Headers the OpenAPI document declares, for generated clients.
+LOCATION_HEADER = {"description": "the new analysis's URL", "schema": {"type": "string"}}
+BLOB_HEADERS = {
+    "ETag": {"description": "the blob's SHA-256, quoted", "schema": {"type": "string"}},
+    "Content-Length": {"schema": {"type": "integer"}},
+    "Cache-Control": {"schema": {"type": "string"}},
+}
 
 
 async def open_stores(settings: GatewaySettings) -> tuple[BlobStore, ResultStore]:
@@ -128,9 +141,13 @@ def create_app(
     settings: GatewaySettings | None = None,
     *,
     mounts: dict[str, httpx.AsyncBaseTransport] | None = None,
+    traces: TracerProvider | None = None,
 ) -> FastAPI:
-    """`mounts` (URL prefix → transport) lets tests route model-service calls in-process."""
+    """`mounts` (URL prefix → transport) lets tests route model-service calls in-process;
+    `traces` replaces the span provider the settings' exporter would make."""
     settings = settings or GatewaySettings()
+    metrics = GatewayMetrics()
+    provider = traces or tracer_provider("gateway", VERSION, settings.trace_exporter)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
@@ -140,11 +157,14 @@ def create_app(
             timeout=httpx.Timeout(settings.classify_timeout_s, connect=settings.connect_timeout_s),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         )
+        instrument_client(http, provider)
 
         analyses = AnalysisService(
             blobs,
             results,
             *model_clients(settings, http),
+            metrics=metrics,
+            stages=Stages(metrics, tracer(provider)),
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
         )
@@ -162,6 +182,7 @@ def create_app(
             settings.rate_limit_per_user,
             settings.rate_limit_per_ip,
             settings.max_in_flight_analyses,
+            metrics,
         )
         try:
             yield {
@@ -180,14 +201,16 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
+        metrics=metrics,
+        tracer_provider=provider,
     )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["Location", "Retry-After", "X-Request-ID"],
+            allow_methods=["GET", "HEAD", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
             max_age=600,
         )
     _add_analysis_routes(app)
@@ -199,7 +222,10 @@ def _add_analysis_routes(app: FastAPI) -> None:
     @app.post(
         "/v1/analyses",
         status_code=201,
-        responses=problem_responses(*IMAGE_UPLOAD_ERRORS, Unauthenticated, RateLimited, Overloaded),
+        responses={
+            201: {"headers": {"Location": LOCATION_HEADER}},
+            **problem_responses(*IMAGE_UPLOAD_ERRORS, Unauthenticated, RateLimited, Overloaded),
+        },
         tags=["analyses"],
     )
     async def create_analysis(
@@ -213,11 +239,17 @@ def _add_analysis_routes(app: FastAPI) -> None:
         extract_roi: Annotated[bool, Form(description="extract the lesion with SAM first")] = False,
         box: Annotated[
             str | None,
-            Form(description="x0,y0,x1,y1 around the lesion, in image pixels; implies ROI"),
+            Form(
+                description="x0,y0,x1,y1 around the lesion, in image pixels; implies ROI",
+                json_schema_extra={"pattern": BOX_PATTERN, "examples": ["120,80,310,260"]},
+            ),
         ] = None,
         points: Annotated[
             str | None,
-            Form(description="x,y,label;... points on (1) or off (0) the lesion; implies ROI"),
+            Form(
+                description="x,y,label;... points on (1) or off (0) the lesion; implies ROI",
+                json_schema_extra={"pattern": POINTS_PATTERN, "examples": ["200,170,1;40,30,0"]},
+            ),
         ] = None,
         explain: Annotated[
             bool, Form(description="store a Grad-CAM heatmap of the decision (`/heatmap`)")
@@ -267,39 +299,85 @@ def _add_analysis_routes(app: FastAPI) -> None:
         _add_blob_route(app, kind)
 
 
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110's weak comparison of an If-None-Match list against the blob's ETag."""
+    if if_none_match is None:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _blob_headers(blob: BlobStream) -> dict[str, str]:
+    # A blob never changes under its URL (a new analysis gets a new id), so the app may keep
+    # what it fetched, privately: no shared cache may hold a patient's image.
+    return {
+        "ETag": f'"{blob.sha256}"',
+        "Cache-Control": "private, max-age=31536000, immutable",
+        "Accept-Ranges": "none",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
+async def _blob_response(blob: BlobStream, method: str, if_none_match: str | None) -> Response:
+    headers = _blob_headers(blob)
+    if _matches(if_none_match, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    headers["Content-Length"] = str(blob.size)
+    if method == "HEAD":
+        return Response(headers=headers, media_type=blob.content_type)
+    first = await anext(blob.chunks, b"")  # a missing blob fails here, as a 404
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in blob.chunks:
+            yield chunk
+
+    return StreamingResponse(body(), media_type=blob.content_type, headers=headers)
+
+
 def _add_blob_route(app: FastAPI, kind: BlobKind) -> None:
-    async def get_blob(
-        user: CurrentUser, analyses: Analyses, analysis_id: str
-    ) -> StreamingResponse:
-        blob = await analyses.open_blob(user.id, analysis_id, kind)
-        first = await anext(blob.chunks, b"")  # a missing blob fails here, as a 404
+    async def blob(
+        request: Request,
+        user: CurrentUser,
+        analyses: Analyses,
+        analysis_id: str,
+        if_none_match: Annotated[
+            str | None, Header(description="an ETag from an earlier answer: 304 if unchanged")
+        ] = None,
+    ) -> Response:
+        stream = await analyses.open_blob(user.id, analysis_id, kind)
+        return await _blob_response(stream, request.method, if_none_match)
 
-        async def body() -> AsyncIterator[bytes]:
-            yield first
-            async for chunk in blob.chunks:
-                yield chunk
-
-        return StreamingResponse(
-            body(),
-            media_type=blob.content_type,
-            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
-        )
-
-    app.get(
-        f"/v1/analyses/{{analysis_id}}/{kind}",
-        tags=["analyses"],
-        summary=f"The analysis's {kind} bytes",
-        response_class=StreamingResponse,
-        responses={
-            200: {"content": {"image/png": {}, "image/jpeg": {}}},
-            **problem_responses(*AUTH_ERRORS),
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {
+            "description": f"the {kind}'s bytes",
+            "headers": BLOB_HEADERS,
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                # The upload is kept as it came; what the models made is PNG.
+                for media in (("image/png", "image/jpeg") if kind == "image" else ("image/png",))
+            },
         },
-    )(get_blob)
+        304: {"description": "not modified: you hold these bytes already", "headers": BLOB_HEADERS},
+        **problem_responses(*AUTH_ERRORS),
+    }
+    path = f"/v1/analyses/{{analysis_id}}/{kind}"
+    for method, verb in (("GET", "get"), ("HEAD", "head")):
+        app.add_api_route(
+            path,
+            blob,
+            methods=[method],
+            name=f"{verb}_analysis_{kind}",
+            tags=["analyses"],
+            summary=f"The analysis's {kind} bytes" + (" (headers only)" if verb == "head" else ""),
+            response_class=Response,
+            responses=responses,
+        )
 
 
 def _add_service_routes(app: FastAPI) -> None:
     @app.get("/v1/models", tags=["models"])
-    async def models(analyses: Analyses) -> ModelsResponse:
+    async def list_models(analyses: Analyses) -> ModelsResponse:
         answers = [await analyses.classifier.models(), await analyses.segmenter.models()]
         return ModelsResponse(
             models=[m for a in answers for m in a.models],
@@ -307,11 +385,13 @@ def _add_service_routes(app: FastAPI) -> None:
         )
 
     @app.get("/healthz", tags=["health"])
-    async def healthz() -> Liveness:
+    async def get_liveness() -> Liveness:
         return Liveness(service="gateway", version=VERSION)
 
-    @app.get("/readyz", tags=["health"], responses={503: {"model": Readiness}})
-    async def readyz(analyses: Analyses) -> JSONResponse:
+    @app.get(
+        "/readyz", tags=["health"], response_model=Readiness, responses={503: {"model": Readiness}}
+    )
+    async def get_readiness(analyses: Analyses) -> JSONResponse:
         checks = {
             "result_store": await _check(analyses.results.check()),
             "blob_store": await _check(analyses.blobs.check()),

@@ -18,6 +18,7 @@ import httpx
 import jwt
 from cryptography.x509 import load_pem_x509_certificate
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from branet_gateway.settings import GatewaySettings
 from branet_shared.errors import Unauthenticated
@@ -131,22 +132,32 @@ def _max_age(cache_control: str) -> float:
     return float(found.group(1)) if found else 300.0
 
 
-def bearer_token(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+# Declares the scheme in the OpenAPI document; the token is checked by `current_user`.
+firebase_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="firebaseIdToken",
+    bearerFormat="JWT",
+    description="A Firebase ID token: required where the gateway runs with"
+    " GATEWAY_AUTH_MODE=firebase, ignored on the embedded default (one local user)",
+)
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(firebase_bearer)]
+
+
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or not credentials.credentials.strip():
         raise Unauthenticated(
             "send the Firebase ID token as `Authorization: Bearer <token>`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return token.strip()
+    return credentials.credentials.strip()
 
 
-async def current_user(request: Request) -> User:
+async def current_user(request: Request, credentials: BearerCredentials) -> User:
     settings: GatewaySettings = request.state.settings
     if settings.auth_mode == "none":
         return User(id=settings.local_user)
     verifier: FirebaseTokenVerifier = request.state.verifier
-    return await verifier.verify(bearer_token(request))
+    return await verifier.verify(bearer_token(credentials))
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -5,6 +5,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from branet_shared.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from branet_shared.tracing import TraceExporter
 
 MULTIPART_OVERHEAD_BYTES = 256 * 1024
 
@@ -64,6 +65,9 @@ class GatewaySettings(BaseSettings):
         "127.0.0.1", description="proxies whose X-Forwarded-For is believed (Cloud Run: *)"
     )
     log_level: str = "INFO"
+    trace_exporter: TraceExporter = Field(
+        "none", description="where spans go: none, otlp (OTEL_EXPORTER_OTLP_*), cloud_trace"
+    )
 
     @model_validator(mode="after")
     def _backends_are_configured(self) -> Self:

@@ -1,6 +1,7 @@
 """The segmenter service: Segment Anything behind the model-service factory."""
 
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
 
 from branet_runtime.service import create_model_service
 from branet_segmenter import routes
@@ -11,7 +12,9 @@ from branet_shared.web import service_main
 DESCRIPTION = "Private service: Segment Anything lesion masks and ROI crops."
 
 
-def create_app(settings: SegmenterSettings | None = None) -> FastAPI:
+def create_app(
+    settings: SegmenterSettings | None = None, *, traces: TracerProvider | None = None
+) -> FastAPI:
     settings = settings or SegmenterSettings()
     return create_model_service(
         settings,
@@ -20,6 +23,7 @@ def create_app(settings: SegmenterSettings | None = None) -> FastAPI:
         service="segmenter",
         title="BraNet segmenter",
         description=DESCRIPTION,
+        traces=traces,
     )
 
 

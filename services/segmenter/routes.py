@@ -30,4 +30,5 @@ async def segment(
     task = runtime.task("sam", SegmenterTask)
     prompt = parse_prompt(box, points)
     data = await file.read(MAX_IMAGE_BYTES + 1)
-    return await runtime.run(task.run, SegmentationRequest(data, modality, prompt))
+    with runtime.stages.timed("segment"):
+        return await runtime.run(task.run, SegmentationRequest(data, modality, prompt))

@@ -38,6 +38,63 @@ def test_the_service_answers_the_committed_openapi_document(service: str) -> Non
     assert openapi_document(service) == committed(service)
 
 
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, operation)
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    ]
+
+
+def test_the_gateways_operations_have_stable_ids() -> None:
+    ids = {op["operationId"] for _, _, op in operations(openapi_document("gateway"))}
+
+    expected = {"createAnalysis", "getAnalysis", "listAnalyses", "deleteAnalysis"}
+    expected |= {f"{verb}Analysis{kind}" for verb in ("get", "head")
+                 for kind in ("Image", "Mask", "Roi", "Heatmap")}  # fmt: skip
+    assert expected <= ids
+    assert all(operation_id.isalnum() for operation_id in ids)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_error_is_a_problem_with_its_codes(service: str) -> None:
+    document = openapi_document(service)
+
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for method, path, operation in operations(document):
+        for status, response in operation["responses"].items():
+            if int(status) < 400 or path == "/readyz":  # not ready is a Readiness, not a problem
+                continue
+            (media, content), *others = response["content"].items()
+            assert (media, others) == ("application/problem+json", []), (method, path, status)
+            problem, narrowed = content["schema"]["allOf"]
+            assert problem == {"$ref": "#/components/schemas/Problem"}
+            assert narrowed["properties"]["code"]["enum"], (method, path, status)
+            if status in ("429", "503"):
+                assert "Retry-After" in response["headers"]
+
+
+def test_the_gateway_declares_its_headers_and_bearer_tokens() -> None:
+    document = openapi_document("gateway")
+    paths = document["paths"]
+
+    assert document["components"]["securitySchemes"]["firebaseIdToken"]["scheme"] == "bearer"
+    assert paths["/v1/analyses"]["post"]["security"] == [{"firebaseIdToken": []}]
+    assert "Location" in paths["/v1/analyses"]["post"]["responses"]["201"]["headers"]
+    image = paths["/v1/analyses/{analysis_id}/image"]
+    assert set(image["get"]["responses"]["200"]["headers"]) >= {"ETag", "Content-Length"}
+    assert "304" in image["get"]["responses"]
+    assert "head" in image
+    form = document["components"]["schemas"]["Body_createAnalysis"]["properties"]
+    assert form["box"]["pattern"]
+    assert form["points"]["pattern"]
+    readiness = paths["/readyz"]["get"]["responses"]
+    assert (
+        readiness["200"]["content"]["application/json"]["schema"]
+        == readiness["503"]["content"]["application/json"]["schema"]
+    )
+
+
 if __name__ == "__main__":
     for name in SERVICES:
         text = json.dumps(openapi_document(name), indent=1, sort_keys=True) + "\n"

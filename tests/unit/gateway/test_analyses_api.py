@@ -78,6 +78,38 @@ async def test_image_endpoint_streams_the_uploaded_bytes(gateway: Gateway) -> No
     assert response.content == jpeg
     assert response.headers["content-type"] == "image/jpeg"
     assert created["image"]["format"] == "jpeg"
+    assert response.headers["content-length"] == str(len(jpeg))
+    assert response.headers["etag"] == f'"{created["image"]["sha256"]}"'
+    assert response.headers["cache-control"].startswith("private")  # never a shared cache
+
+
+async def test_a_blob_already_held_is_not_sent_again(gateway: Gateway, png_bytes: bytes) -> None:
+    url = (await gateway.analyse(png_bytes)).json()["image"]["url"]
+    etag = (await gateway.client.get(url)).headers["etag"]
+
+    for held in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = await gateway.client.get(url, headers={"If-None-Match": held})
+        assert again.status_code == 304, held
+        assert again.content == b""
+        assert again.headers["etag"] == etag
+    changed = await gateway.client.get(url, headers={"If-None-Match": '"other"'})
+    assert changed.status_code == 200
+    assert changed.content == png_bytes
+
+
+async def test_head_gives_a_blobs_headers_without_its_body(
+    gateway: Gateway, png_bytes: bytes
+) -> None:
+    url = (await gateway.analyse(png_bytes)).json()["image"]["url"]
+
+    head = await gateway.client.head(url)
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(png_bytes))
+    assert head.headers["content-type"] == "image/png"
+    assert head.headers["etag"] == (await gateway.client.get(url)).headers["etag"]
+    assert (await gateway.client.head(url.replace("/image", "/mask"))).status_code == 404
 
 
 async def test_analysis_without_roi_has_no_mask(gateway: Gateway, png_bytes: bytes) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from branet_gateway.admission import AdmissionControl
+from branet_gateway.metrics import GatewayMetrics
 from branet_shared.errors import Overloaded
 from tests.images import gray_png
 from tests.unit.gateway.conftest import Gateway, GatewayFactory
@@ -54,7 +55,7 @@ async def test_overload_is_shed_with_503_and_nothing_half_written(
 
 
 async def test_admission_slots_are_released() -> None:
-    admission = AdmissionControl("10/minute", "10/minute", max_in_flight=1)
+    admission = AdmissionControl("10/minute", "10/minute", 1, GatewayMetrics())
 
     async with admission.slot():
         with pytest.raises(Overloaded):

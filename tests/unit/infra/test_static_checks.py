@@ -81,3 +81,30 @@ def test_compose_file_is_valid_and_a_typo_is_not(tmp_path: Path) -> None:
     )
 
     assert run(compose, "-f", planted, "config", "-q", cwd=ROOT).returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("file", "find", "plant", "reported"),
+    [
+        # A deploy of a tag the build never pushes (the documented deploy once did this).
+        ("services.tf", "/gateway:${var.image_tag}", "/gateway:latest", "gateway:latest"),
+        ("cloudbuild.yaml", "/classifier:${_TAG}", "/classifier:$SHORT_SHA", "classifier"),
+        ("cloudbuild.yaml", "_REPOSITORY: branet", "_REPOSITORY: other", "never pushes it"),
+    ],
+)
+def test_the_deploy_check_passes_ours_and_catches_a_tag_mismatch(
+    tmp_path: Path, file: str, find: str, plant: str, reported: str
+) -> None:
+    python = tool("python")
+    check = ROOT / "tools" / "check_deploy.py"
+    assert run(python, check, ROOT / "infra").returncode == 0
+    planted = tmp_path / "infra"
+    shutil.copytree(ROOT / "infra", planted)
+    text = (planted / file).read_text()
+    assert find in text
+    (planted / file).write_text(text.replace(find, plant))
+
+    result = run(python, check, planted)
+
+    assert result.returncode == 1
+    assert reported in result.stderr
