@@ -295,7 +295,77 @@ class Timings(Schema):
     total_ms: float
 
 
+_BLOB = "/v1/analyses/5f0c6c1e0b6e4a57a1d8a5d8c1e2f3a4"
+ANALYSIS_EXAMPLE = {
+    "id": "5f0c6c1e0b6e4a57a1d8a5d8c1e2f3a4",
+    "owner": "local",
+    "modality": "ultrasound",
+    "status": "completed",
+    "label": "benign",
+    "probabilities": {"benign": 0.91, "malignant": 0.09},
+    "confidence": 0.91,
+    "decision_threshold": 0.3587,
+    "roi": {
+        "lesion_found": True,
+        "prompt": None,
+        "bbox": {"x0": 120, "y0": 88, "x1": 310, "y1": 240},
+        "area": 21480,
+        "score": 0.93,
+        "mask": {
+            "url": f"{_BLOB}/mask",
+            "content_type": "image/png",
+            "size": 1432,
+            "sha256": "9b1c" + "0" * 60,
+        },
+        "crop": {
+            "url": f"{_BLOB}/roi",
+            "content_type": "image/png",
+            "size": 48210,
+            "sha256": "3e7a" + "0" * 60,
+        },
+    },
+    "heatmap": None,
+    "models": {
+        "classifier": {
+            "name": "branet-resnet18-ultrasound",
+            "version": "1.2.0",
+            "sha256": "40ed" + "0" * 60,
+        },
+        "segmenter": {
+            "name": "branet-lesion-segmenter",
+            "version": "0.1.0",
+            "sha256": "a1b2" + "0" * 60,
+        },
+    },
+    "caveats": [],
+    "image": {
+        "url": f"{_BLOB}/image",
+        "content_type": "image/png",
+        "size": 183212,
+        "sha256": "c0ff" + "0" * 60,
+        "width": 562,
+        "height": 471,
+        "format": "png",
+    },
+    "timings": {
+        "validate_ms": 9.1,
+        "segment_ms": 85.2,
+        "classify_ms": 27.4,
+        "store_ms": 2.3,
+        "total_ms": 130.0,
+    },
+    "created_at": "2026-11-26T15:30:00.123456Z",
+}
+
+
 class Analysis(Schema):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_serialization_defaults_required=True,
+        json_schema_extra={"examples": [ANALYSIS_EXAMPLE]},
+    )
+
     id: str
     owner: str
     modality: Modality

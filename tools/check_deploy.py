@@ -111,8 +111,8 @@ def main() -> int:
     for problem in found:
         print(f"deploy check: {problem}", file=sys.stderr)
     if not found:
-        print(f"deploy check: the {len(terraform_images(infra))} images Terraform deploys are"
-              " the ones Cloud Build pushes, under one tag")  # fmt: skip
+        count = len(terraform_images(infra))
+        print(f"deploy check: the {count} images Terraform deploys are those Cloud Build pushes")
     return 1 if found else 0
 
 

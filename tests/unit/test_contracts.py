@@ -50,8 +50,8 @@ def test_the_gateways_operations_have_stable_ids() -> None:
     ids = {op["operationId"] for _, _, op in operations(openapi_document("gateway"))}
 
     expected = {"createAnalysis", "getAnalysis", "listAnalyses", "deleteAnalysis"}
-    expected |= {f"{verb}Analysis{kind}" for verb in ("get", "head")
-                 for kind in ("Image", "Mask", "Roi", "Heatmap")}  # fmt: skip
+    kinds = ("Image", "Mask", "Roi", "Heatmap")
+    expected |= {f"{verb}Analysis{kind}" for verb in ("get", "head") for kind in kinds}
     assert expected <= ids
     assert all(operation_id.isalnum() for operation_id in ids)
 

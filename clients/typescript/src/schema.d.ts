@@ -165,7 +165,75 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** Analysis */
+        /**
+         * Analysis
+         * @example {
+         *       "caveats": [],
+         *       "confidence": 0.91,
+         *       "created_at": "2026-11-26T15:30:00.123456Z",
+         *       "decision_threshold": 0.3587,
+         *       "id": "5f0c6c1e0b6e4a57a1d8a5d8c1e2f3a4",
+         *       "image": {
+         *         "content_type": "image/png",
+         *         "format": "png",
+         *         "height": 471,
+         *         "sha256": "c0ff000000000000000000000000000000000000000000000000000000000000",
+         *         "size": 183212,
+         *         "url": "/v1/analyses/5f0c6c1e0b6e4a57a1d8a5d8c1e2f3a4/image",
+         *         "width": 562
+         *       },
+         *       "label": "benign",
+         *       "modality": "ultrasound",
+         *       "models": {
+         *         "classifier": {
+         *           "name": "branet-resnet18-ultrasound",
+         *           "sha256": "40ed000000000000000000000000000000000000000000000000000000000000",
+         *           "version": "1.2.0"
+         *         },
+         *         "segmenter": {
+         *           "name": "branet-lesion-segmenter",
+         *           "sha256": "a1b2000000000000000000000000000000000000000000000000000000000000",
+         *           "version": "0.1.0"
+         *         }
+         *       },
+         *       "owner": "local",
+         *       "probabilities": {
+         *         "benign": 0.91,
+         *         "malignant": 0.09
+         *       },
+         *       "roi": {
+         *         "area": 21480,
+         *         "bbox": {
+         *           "x0": 120,
+         *           "x1": 310,
+         *           "y0": 88,
+         *           "y1": 240
+         *         },
+         *         "crop": {
+         *           "content_type": "image/png",
+         *           "sha256": "3e7a000000000000000000000000000000000000000000000000000000000000",
+         *           "size": 48210,
+         *           "url": "/v1/analyses/5f0c6c1e0b6e4a57a1d8a5d8c1e2f3a4/roi"
+         *         },
+         *         "lesion_found": true,
+         *         "mask": {
+         *           "content_type": "image/png",
+         *           "sha256": "9b1c000000000000000000000000000000000000000000000000000000000000",
+         *           "size": 1432,
+         *           "url": "/v1/analyses/5f0c6c1e0b6e4a57a1d8a5d8c1e2f3a4/mask"
+         *         },
+         *         "score": 0.93
+         *       },
+         *       "status": "completed",
+         *       "timings": {
+         *         "classify_ms": 27.4,
+         *         "segment_ms": 85.2,
+         *         "store_ms": 2.3,
+         *         "total_ms": 130,
+         *         "validate_ms": 9.1
+         *       }
+         *     }
+         */
         Analysis: {
             /**
              * Caveats

@@ -74,6 +74,14 @@ test("an analysis is created, read back, paged, downloaded with its ETag and del
   assert.equal(code, "not_found");
 });
 
+test("readiness reads as its schema, ready or not", async () => {
+  const { data, error, response } = await client.GET("/readyz");
+  const readiness = data ?? error; // 200 and 503 both answer a Readiness
+  assert.ok(readiness);
+  assert.equal(readiness.status, response.ok ? "ready" : "not_ready");
+  assert.equal(readiness.checks["classifier"]?.ok, true);
+});
+
 test("a refused upload is a problem with a stable code", async () => {
   const { error, response } = await createAnalysis(client, {
     file: new Blob(["%PDF-1.4"], { type: "application/pdf" }),

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from branet_shared.schemas import Analysis, BoundingBox, Probabilities
+from branet_shared.schemas import Analysis, BoundingBox, Probabilities, Problem, Schema
 from tests.factories import make_analysis
 
 
@@ -30,3 +30,11 @@ def test_analysis_json_has_the_documented_fields() -> None:
     for field in ("id", "label", "probabilities", "modality", "roi", "created_at"):
         assert field in document
     assert document["created_at"].endswith("Z")
+
+
+@pytest.mark.parametrize("model", [Analysis, Problem])
+def test_the_documented_examples_are_valid_answers(model: type[Schema]) -> None:
+    examples = model.model_json_schema()["examples"]
+
+    for example in examples:
+        assert model.model_validate(example).model_dump(mode="json") == example
