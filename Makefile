@@ -11,7 +11,7 @@ INFRA_VENV ?= .venv-infra
 DOCKERFILES := services/gateway/Dockerfile services/classifier/Dockerfile \
 	services/segmenter/Dockerfile tools/firestore-emulator/Dockerfile
 
-.PHONY: up up-cloud down status logs install test lint static-checks compose-tool browser emulators typescript-client clean bench
+.PHONY: up up-cloud down status logs install test lint static-checks compose-tool browser redis emulators typescript-client clean bench
 
 up: install  ## install, then start the three services on 127.0.0.1:8080-8082
 	$(BIN)/branet up
@@ -37,7 +37,7 @@ $(VENV)/.installed: pyproject.toml training/pyproject.toml $(PACKAGE_DIRS)
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]' -e ./training --config-settings editable_mode=strict
 	touch $@
 
-test: install browser emulators lint static-checks typescript-client  ## install, lint, type-check, run every test
+test: install browser redis emulators lint static-checks typescript-client  ## install, lint, type-check, run every test
 	$(BIN)/pytest
 
 lint: install
@@ -101,6 +101,13 @@ $(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json
 	@if command -v npm >/dev/null; then \
 		cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "note: install Node.js for the TypeScript client's checks"; fi
+
+redis:  ## a real redis-server for the shared rate-limit tests (Debian package)
+	@command -v redis-server >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get install -y -q redis-server >/dev/null 2>&1 || \
+			{ apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; }; \
+		else echo "note: install redis-server to run the shared rate-limit tests"; fi; }
 
 browser:  ## headless Chromium for the offline-docs test (Debian package)
 	@command -v chromium >/dev/null || { \

@@ -182,7 +182,7 @@ resource "google_cloud_run_v2_service" "gateway" {
           GATEWAY_CLASSIFIER_URL         = google_cloud_run_v2_service.classifier.uri
           GATEWAY_SEGMENTER_URL          = google_cloud_run_v2_service.segmenter.uri
           GATEWAY_MODEL_AUTH             = "id_token"
-          GATEWAY_TRUSTED_PROXIES        = "*"
+          GATEWAY_PROXY_HOPS             = "1" # the front end appends the client's address
           GATEWAY_MAX_IN_FLIGHT_ANALYSES = "16"
           GATEWAY_CORS_ORIGINS           = jsonencode(var.cors_origins)
         })

@@ -163,6 +163,8 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, BraNetError):  # e.g. the body limit, hit while parsing a form
+        return problem_response(exc.__cause__, request)
     error: BraNetError
     if exc.status_code == 404:
         error = NotFound("no such resource")

@@ -15,7 +15,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFile, ImageOps
+from pydantic import ValidationError
 
 from branet_shared.errors import (
     InvalidImage,
@@ -28,6 +29,12 @@ from branet_shared.schemas import BoundingBox, Point, Prompt
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 # A 4096×5120 full-field mammogram is 21 MP; 50 MP leaves room and stops decompression bombs.
 MAX_IMAGE_PIXELS = 50_000_000
+# Pixels alone ignore depth: a 16-bit RGBA PNG of 49 MP decodes to 392 MB. The 21 MP 16-bit
+# mammogram is 42 MB; a 12 MP phone photo 36 MB.
+MAX_DECODED_BYTES = 64 * 1024 * 1024
+# libjpeg's progressive script writes 10 scans, mozjpeg's a few more; each scan costs a pass
+# over the whole image, so 500 of them are a CPU bomb in a 229 KB file.
+MAX_JPEG_SCANS = 32
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -71,20 +78,79 @@ def sniff_format(data: bytes) -> ImageFormat:
     )
 
 
-def validate_image(
-    data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS
-) -> ValidatedImage:
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What an upload may cost to decode; the gateway's settings can lower or raise them."""
+
+    max_bytes: int = MAX_IMAGE_BYTES
+    max_pixels: int = MAX_IMAGE_PIXELS
+    max_decoded_bytes: int = MAX_DECODED_BYTES
+    max_jpeg_scans: int = MAX_JPEG_SCANS
+
+
+def validate_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> ValidatedImage:
     if not data:
         raise InvalidImage("the file is empty")
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"images may be at most {max_bytes} bytes")
+    if len(data) > limits.max_bytes:
+        raise PayloadTooLarge(f"images may be at most {limits.max_bytes} bytes")
     fmt = sniff_format(data)
     if fmt == "png":
         check_png_structure(data)
-    image = _decode(data, fmt, max_pixels)
+    else:
+        check_jpeg_structure(data, limits.max_jpeg_scans)
+    image = _decode(data, fmt, limits)
+    try:
+        normalised = to_8bit_mode(image)
+    except Exception as exc:  # a mode or a value Pillow cannot convert: the file's fault
+        raise InvalidImage(f"the {fmt.upper()} image cannot be converted ({exc})") from None
     return ValidatedImage(
-        data=data, format=fmt, sha256=hashlib.sha256(data).hexdigest(), image=to_8bit_mode(image)
+        data=data, format=fmt, sha256=hashlib.sha256(data).hexdigest(), image=normalised
     )
+
+
+def check_jpeg_structure(data: bytes, max_scans: int = MAX_JPEG_SCANS) -> None:
+    """Walk the JPEG's segments: at most `max_scans` scans, and nothing after the end marker.
+
+    Counted before decoding, so that a file of hundreds of scans costs nothing; a file with
+    data after its end (a ZIP, a script) is a polyglot, not a picture.
+    """
+    offset, scans = 2, 0  # after SOI
+    while True:
+        if offset + 2 > len(data):
+            raise InvalidImage("the JPEG file is truncated (no end marker)")
+        if data[offset] != 0xFF:
+            raise InvalidImage("the JPEG file is corrupt (a segment does not start with a marker)")
+        marker = data[offset + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            offset += 1
+            continue
+        if marker == 0xD9:  # EOI
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            offset += 2
+            continue
+        if offset + 4 > len(data):
+            raise InvalidImage("the JPEG file is truncated (a segment is cut off)")
+        (length,) = struct.unpack(">H", data[offset + 2 : offset + 4])
+        offset += 2 + length
+        if marker == 0xDA:  # SOS: the scan's entropy-coded data runs to the next marker
+            scans += 1
+            if scans > max_scans:
+                raise InvalidImage(f"the JPEG file has more than {max_scans} scans")
+            offset = _next_marker(data, offset)
+    if offset + 2 != len(data):
+        raise InvalidImage("the JPEG file has data after its end (EOI)")
+
+
+def _next_marker(data: bytes, offset: int) -> int:
+    """Where the entropy-coded data from `offset` ends: the first 0xFF that is neither a
+    stuffed 0xFF00 nor a restart marker."""
+    while (found := data.find(b"\xff", offset)) != -1 and found + 1 < len(data):
+        following = data[found + 1]
+        if following != 0x00 and not 0xD0 <= following <= 0xD7:
+            return found
+        offset = found + 2
+    raise InvalidImage("the JPEG file is truncated (a scan is cut off)")
 
 
 def check_png_structure(data: bytes) -> None:
@@ -118,25 +184,51 @@ def check_png_structure(data: bytes) -> None:
         raise InvalidImage("the palette PNG has no palette (PLTE)")
 
 
-def _decode(data: bytes, fmt: ImageFormat, max_pixels: int) -> Image.Image:
+# Channels of a PNG colour type (gray, RGB, palette, gray+alpha, RGBA).
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def decoded_bytes(data: bytes, image: Image.Image) -> int:
+    """width × height × channels × bytes per sample, as the file's header declares them."""
+    width, height = image.size
+    if image.format == "PNG":
+        bit_depth, colour_type = data[24], data[25]
+        channels, sample = PNG_CHANNELS.get(colour_type, 4), 2 if bit_depth == 16 else 1
+    else:
+        channels, sample = len(image.getbands()), 1
+    return width * height * channels * sample
+
+
+def _decode(data: bytes, fmt: ImageFormat, limits: DecodeLimits) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[fmt.upper()])
-            width, height = image.size
-            # Checked on the header, before a single pixel is decompressed.
-            if width < 1 or height < 1 or width * height > max_pixels:
-                raise InvalidImage(
-                    f"image is {width}×{height} pixels; at most {max_pixels} pixels are accepted"
-                )
+            _check_size(data, image, limits)  # on the header, before a pixel is decompressed
             image.load()
-            return ImageOps.exif_transpose(image)
     except InvalidImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidImage(f"image exceeds {max_pixels} pixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
+        raise InvalidImage(f"image exceeds {limits.max_pixels} pixels") from None
+    except Exception as exc:  # Pillow raises many types on malformed files: all are the file's
         raise InvalidImage(f"the {fmt.upper()} file is truncated or corrupt ({exc})") from None
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # EXIF Pillow can read but not rewrite: the picture as stored
+        return image
+
+
+def _check_size(data: bytes, image: Image.Image, limits: DecodeLimits) -> None:
+    width, height = image.size
+    if width < 1 or height < 1 or width * height > limits.max_pixels:
+        raise InvalidImage(
+            f"image is {width}×{height} pixels; at most {limits.max_pixels} pixels are accepted"
+        )
+    if (size := decoded_bytes(data, image)) > limits.max_decoded_bytes:
+        raise InvalidImage(
+            f"image would decode to {size // 2**20} MiB; at most"
+            f" {limits.max_decoded_bytes // 2**20} MiB are accepted"
+        )
 
 
 def to_8bit_mode(image: Image.Image) -> Image.Image:
@@ -172,13 +264,15 @@ def _window_to_8bit(image: Image.Image) -> Image.Image:
     Mammograms are often 12-bit data in a 16-bit container; dividing by 257 would leave them
     nearly black, so the window is the image's own min..max.
     """
-    pixels = np.asarray(image, dtype=np.float64)
-    low, high = float(pixels.min()), float(pixels.max())
+    pixels = np.asarray(image)
+    low, high = pixels.min(), pixels.max()
     if high <= low:
-        scaled = np.zeros_like(pixels, dtype=np.uint8)
-    else:
-        scaled = np.round((pixels - low) * (255.0 / (high - low))).astype(np.uint8)
-    return Image.fromarray(scaled)
+        return Image.new("L", image.size, 0)
+    if pixels.dtype == np.uint16:  # a lookup table: one byte a pixel, no float copy
+        table = np.round((np.arange(65536) - float(low)) * (255.0 / (float(high) - float(low))))
+        return Image.fromarray(table.clip(0, 255).astype(np.uint8)[pixels])
+    scaled = (pixels.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
+    return Image.fromarray(np.round(scaled).astype(np.uint8))
 
 
 def encode_png(image: Image.Image) -> bytes:
@@ -200,7 +294,7 @@ def parse_box(text: str | None) -> BoundingBox | None:
     try:
         return BoundingBox.parse(text)
     except ValueError as exc:
-        raise InvalidParameter(f"box: {exc}") from None
+        raise InvalidParameter(f"box: {_reason(exc)}") from None
 
 
 MAX_POINTS = 16
@@ -213,10 +307,17 @@ def parse_points(text: str | None) -> list[Point]:
     try:
         points = Point.parse_many(text)
     except ValueError as exc:
-        raise InvalidParameter(f"points: {exc}") from None
+        raise InvalidParameter(f"points: {_reason(exc)}") from None
     if len(points) > MAX_POINTS:
         raise InvalidParameter(f"points: at most {MAX_POINTS} are accepted")
     return points
+
+
+def _reason(error: ValueError) -> str:
+    """The reason alone: pydantic's message would echo the input and a documentation URL."""
+    if isinstance(error, ValidationError):
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+    return str(error)
 
 
 def check_prompt_fits(prompt: Prompt, image: Image.Image) -> None:

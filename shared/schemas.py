@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 
 class Modality(StrEnum):
@@ -296,7 +297,7 @@ class Timings(Schema):
 
 
 _BLOB = "/v1/analyses/5f0c6c1e0b6e4a57a1d8a5d8c1e2f3a4"
-ANALYSIS_EXAMPLE = {
+ANALYSIS_EXAMPLE: JsonDict = {
     "id": "5f0c6c1e0b6e4a57a1d8a5d8c1e2f3a4",
     "owner": "local",
     "modality": "ultrasound",

@@ -151,16 +151,27 @@ def create_service_app(
     install_openapi(app)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware)
     metrics.install(app)  # outside the body limit: its 413s are counted too
     app.add_middleware(
         CorrelationIdMiddleware,
         header_name=REQUEST_ID_HEADER,
         validator=_is_safe_request_id,
     )
+    _wrap_outermost(app, SecurityHeadersMiddleware)
     # Outermost: the trace starts before anything else runs, and every log line has it.
     instrument_app(app, tracer_provider)
     return app
+
+
+def _wrap_outermost(app: FastAPI, middleware: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Put `middleware` around Starlette's ServerErrorMiddleware, which `add_middleware` cannot
+    reach: a 500 it answers passes through `middleware` too."""
+    build = app.build_middleware_stack
+
+    def build_wrapped() -> ASGIApp:
+        return middleware(build())
+
+    app.build_middleware_stack = build_wrapped  # type: ignore[method-assign]
 
 
 def readiness_response(
@@ -184,17 +195,16 @@ def run_service(
     host: str,
     port: int,
     log_level: str,
-    trusted_proxies: str = "127.0.0.1",
 ) -> None:
-    """`trusted_proxies`: whose X-Forwarded-For names the client (Cloud Run's front end: *)."""
     configure_logging(service, log_level)
     uvicorn.run(
         app_factory(),
         host=host,
         port=port,
         log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips=trusted_proxies,
+        # uvicorn would believe the leftmost X-Forwarded-For entry of a trusted peer, which the
+        # client writes; the gateway takes the one its proxies appended (client_address.py).
+        proxy_headers=False,
         # Cloud Run sends SIGKILL 10 s after SIGTERM: finish what is running within 8.
         timeout_graceful_shutdown=8,
     )
@@ -228,7 +238,6 @@ def service_main(
     *,
     service: str,
     description: str,
-    trusted_proxies: Callable[[SettingsT], str] = lambda _: "127.0.0.1",
     argv: Sequence[str] | None = None,
 ) -> None:
     """`branet-<service>`: with `--help`, what it is and every setting with its default;
@@ -249,5 +258,4 @@ def service_main(
         host=host,
         port=port,
         log_level=log_level,
-        trusted_proxies=trusted_proxies(settings),
     )

@@ -83,7 +83,35 @@ def hostile_files() -> dict[str, bytes]:
     corpus["zip"] = b"PK\x03\x04" + b"\0" * 64
     corpus["svg"] = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
     corpus["empty"] = b""
+    corpus |= resource_bombs()
     return corpus
+
+
+def resource_bombs() -> dict[str, bytes]:
+    """Small files that would cost gigabytes or minutes to decode (issue 26's, regenerated)."""
+    return {
+        # 16-bit RGBA, interlaced, 7000×7000: 392 MB decoded, under the 50 MP pixel cap.
+        "png-16-bit-rgba-7000-squared": _png_header_only(7000, 7000, bit_depth=16, colour=6),
+        "png-16-bit-gray-7000-squared": _png_header_only(7000, 7000, bit_depth=16, colour=0),
+        "jpeg-progressive-500-scans": jpeg_with_repeated_scans(500),
+        "jpeg-then-zip": encode(Image.fromarray(lesion_array(64, 48)), "JPEG")
+        + b"PK\x03\x04"
+        + bytes(5000),
+    }
+
+
+def _png_header_only(width: int, height: int, *, bit_depth: int, colour: int) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour, 0, 0, 1)
+    return rebuild([(b"IHDR", header), (b"IDAT", zlib.compress(bytes(1024))), (b"IEND", b"")])
+
+
+def jpeg_with_repeated_scans(scans: int) -> bytes:
+    """A progressive JPEG whose last scan is repeated until it has `scans` of them."""
+    jpeg = encode(Image.fromarray(lesion_array(64, 48)), "JPEG", progressive=True)
+    last_scan = jpeg.rindex(b"\xff\xda")
+    scan = jpeg[last_scan:-2]  # SOS segment and its entropy-coded data, up to EOI
+    have = jpeg.count(b"\xff\xda")
+    return jpeg[:-2] + scan * (scans - have) + b"\xff\xd9"
 
 
 def tolerated_files() -> dict[str, bytes]:
@@ -99,7 +127,24 @@ def tolerated_files() -> dict[str, bytes]:
             )
         ),
         "png-palette-with-transparency": _transparent_palette(gray),
+        "png-exif-rotation-pillow-cannot-rewrite": png_with_unrewritable_exif(),
     }
+
+
+def png_with_unrewritable_exif() -> bytes:
+    """A 64×48 PNG whose eXIf says Orientation 6 beside an UNDEFINED-typed ImageWidth of 3
+    bytes: Pillow reads it, but its `exif_transpose` raises writing it back (struct.error)."""
+    entries = [
+        (0x0112, 3, 1, struct.pack("<HH", 6, 0)),  # Orientation: rotate 90° clockwise
+        (0x0100, 7, 3, b"\x01\x00\x00\x00"),  # ImageWidth, UNDEFINED × 3: odd
+    ]
+    ifd = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHI", tag, kind, count) + value for tag, kind, count, value in entries
+    )
+    exif = b"II*\x00" + struct.pack("<I", 8) + ifd + b"\x00\x00\x00\x00"
+    png = encode(Image.fromarray(lesion_array(64, 48)))
+    header_end = len(PNG_SIGNATURE) + 25  # the IHDR chunk
+    return png[:header_end] + png_chunk(b"eXIf", exif) + png[header_end:]
 
 
 def _transparent_palette(gray: Image.Image) -> bytes:

@@ -30,7 +30,12 @@ from branet_gateway.storage import (
 )
 from branet_gateway.storage.base import BlobKind
 from branet_shared.errors import ModelUnavailable, NotFound
-from branet_shared.images import ValidatedImage, check_prompt_fits, validate_image
+from branet_shared.images import (
+    DecodeLimits,
+    ValidatedImage,
+    check_prompt_fits,
+    validate_image,
+)
 from branet_shared.metrics import Stages, Stopwatch
 from branet_shared.schemas import (
     Analysis,
@@ -110,8 +115,7 @@ class AnalysisService:
         *,
         metrics: GatewayMetrics,
         stages: Stages,
-        max_image_bytes: int,
-        max_image_pixels: int,
+        limits: DecodeLimits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """`stages` times validate, segment, classify and store into series and spans."""
@@ -121,8 +125,7 @@ class AnalysisService:
         self.segmenter = segmenter
         self.metrics = metrics
         self.stages = stages
-        self.max_image_bytes = max_image_bytes
-        self.max_image_pixels = max_image_pixels
+        self.limits = limits
         self.clock = clock
 
     async def create(
@@ -151,9 +154,7 @@ class AnalysisService:
         return analysis
 
     def _validate(self, data: bytes, prompt: Prompt) -> ValidatedImage:
-        upload = validate_image(
-            data, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels
-        )
+        upload = validate_image(data, self.limits)
         check_prompt_fits(prompt, upload.image)
         return upload
 

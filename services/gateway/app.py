@@ -12,9 +12,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
 from opentelemetry.sdk.trace import TracerProvider
 
-from branet_gateway.admission import AdmissionControl
+from branet_gateway.admission import AdmissionControl, rate_limit_storage
 from branet_gateway.analyses import AnalysisService, BlobStream
 from branet_gateway.auth import CurrentUser, FirebaseTokenVerifier
+from branet_gateway.client_address import ClientAddressMiddleware
 from branet_gateway.metrics import GatewayMetrics
 from branet_gateway.model_clients import ClassifierClient, SegmenterClient
 from branet_gateway.service_auth import GoogleIdTokenAuth
@@ -165,8 +166,7 @@ def create_app(
             *model_clients(settings, http),
             metrics=metrics,
             stages=Stages(metrics, tracer(provider)),
-            max_image_bytes=settings.max_image_bytes,
-            max_image_pixels=settings.max_image_pixels,
+            limits=settings.decode_limits,
         )
         verifier = None
         if settings.auth_mode == "firebase":
@@ -183,6 +183,7 @@ def create_app(
             settings.rate_limit_per_ip,
             settings.max_in_flight_analyses,
             metrics,
+            rate_limit_storage(settings.rate_limit_storage),
         )
         try:
             yield {
@@ -213,9 +214,24 @@ def create_app(
             expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
             max_age=600,
         )
+    # Outside CORS and the rest: everything after it sees the real client address.
+    app.add_middleware(ClientAddressMiddleware, hops=settings.proxy_hops)
     _add_analysis_routes(app)
     _add_service_routes(app)
     return app
+
+
+# 16 points of `65535,65535,1;` each, and spaces.
+MAX_POINTS_FIELD = 512
+ANALYSIS_FIELDS = ("file", "modality", "extract_roi", "box", "points", "explain")
+
+
+async def refuse_repeated_fields(request: Request) -> None:
+    """A field sent twice would otherwise be silently the last one (a PDF part, then a PNG)."""
+    form = await request.form()  # parsed once already for the route's fields: cached
+    for name in ANALYSIS_FIELDS:
+        if len(form.getlist(name)) > 1:
+            raise InvalidParameter(f"{name} was sent more than once")
 
 
 def _add_analysis_routes(app: FastAPI) -> None:
@@ -241,6 +257,7 @@ def _add_analysis_routes(app: FastAPI) -> None:
             str | None,
             Form(
                 description="x0,y0,x1,y1 around the lesion, in image pixels; implies ROI",
+                max_length=64,
                 json_schema_extra={"pattern": BOX_PATTERN, "examples": ["120,80,310,260"]},
             ),
         ] = None,
@@ -248,6 +265,7 @@ def _add_analysis_routes(app: FastAPI) -> None:
             str | None,
             Form(
                 description="x,y,label;... points on (1) or off (0) the lesion; implies ROI",
+                max_length=MAX_POINTS_FIELD,  # refused before a byte of it is parsed
                 json_schema_extra={"pattern": POINTS_PATTERN, "examples": ["200,170,1;40,30,0"]},
             ),
         ] = None,
@@ -255,10 +273,11 @@ def _add_analysis_routes(app: FastAPI) -> None:
             bool, Form(description="store a Grad-CAM heatmap of the decision (`/heatmap`)")
         ] = False,
     ) -> Analysis:
-        admission.check_rate(user.id, request.client.host if request.client else "unknown")
+        await refuse_repeated_fields(request)
         prompt = parse_prompt(box, points)
-        async with admission.slot():
-            data = await file.read(analyses.max_image_bytes + 1)
+        client = request.client.host if request.client else "unknown"
+        async with admission.admit(user.id, client):
+            data = await file.read(analyses.limits.max_bytes + 1)
             analysis = await analyses.create(user.id, data, modality, extract_roi, prompt, explain)
         response.headers["Location"] = f"/v1/analyses/{analysis.id}"
         return analysis
@@ -417,6 +436,5 @@ def main(argv: list[str] | None = None) -> None:
         GatewaySettings,
         service="gateway",
         description=DESCRIPTION,
-        trusted_proxies=lambda settings: settings.trusted_proxies,
         argv=argv,
     )

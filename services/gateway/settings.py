@@ -4,7 +4,13 @@ from typing import Literal, Self
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from branet_shared.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from branet_shared.images import (
+    MAX_DECODED_BYTES,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_JPEG_SCANS,
+    DecodeLimits,
+)
 from branet_shared.tracing import TraceExporter
 
 MULTIPART_OVERHEAD_BYTES = 256 * 1024
@@ -41,6 +47,10 @@ class GatewaySettings(BaseSettings):
     )
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
+    max_decoded_bytes: int = Field(
+        MAX_DECODED_BYTES, description="width × height × channels × bytes per sample, at most"
+    )
+    max_jpeg_scans: int = Field(MAX_JPEG_SCANS, ge=1, description="scans of a progressive JPEG")
     auth_mode: Literal["none", "firebase"] = Field(
         "none", description="none: every request is `local_user`; firebase: ID tokens"
     )
@@ -61,8 +71,17 @@ class GatewaySettings(BaseSettings):
     max_in_flight_analyses: int = Field(
         8, ge=1, description="analyses running at once per instance; more are shed with 503"
     )
-    trusted_proxies: str = Field(
-        "127.0.0.1", description="proxies whose X-Forwarded-For is believed (Cloud Run: *)"
+    proxy_hops: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="trusted proxies in front that append to X-Forwarded-For: the client is"
+        " the entry this far from the right (Cloud Run: 1); 0: the socket's peer",
+    )
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="where rate-limit counters live: memory:// (this process) or a"
+        " redis://host:port shared by every instance",
     )
     log_level: str = "INFO"
     trace_exporter: TraceExporter = Field(
@@ -90,6 +109,12 @@ class GatewaySettings(BaseSettings):
     @property
     def on_loopback(self) -> bool:
         return self.host in ("127.0.0.1", "::1", "localhost")
+
+    @property
+    def decode_limits(self) -> DecodeLimits:
+        return DecodeLimits(
+            self.max_image_bytes, self.max_image_pixels, self.max_decoded_bytes, self.max_jpeg_scans
+        )
 
     @property
     def max_body_bytes(self) -> int:

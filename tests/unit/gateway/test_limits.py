@@ -7,7 +7,7 @@ import pytest
 
 from branet_gateway.admission import AdmissionControl
 from branet_gateway.metrics import GatewayMetrics
-from branet_shared.errors import Overloaded
+from branet_shared.errors import Overloaded, RateLimited
 from tests.images import gray_png
 from tests.unit.gateway.conftest import Gateway, GatewayFactory
 
@@ -57,13 +57,59 @@ async def test_overload_is_shed_with_503_and_nothing_half_written(
 async def test_admission_slots_are_released() -> None:
     admission = AdmissionControl("10/minute", "10/minute", 1, GatewayMetrics())
 
-    async with admission.slot():
+    async with admission.admit("a", "10.0.0.1"):
         with pytest.raises(Overloaded):
-            async with admission.slot():
+            async with admission.admit("a", "10.0.0.1"):
                 pass
-    async with admission.slot():
+    async with admission.admit("a", "10.0.0.1"):
         assert admission.in_flight == 1
     assert admission.in_flight == 0
+
+
+async def test_shed_requests_are_not_charged_to_the_rate_limit() -> None:
+    admission = AdmissionControl("2/minute", "100/minute", 1, GatewayMetrics())
+
+    async with admission.admit("a", "10.0.0.1"):
+        for _ in range(5):  # all shed: the one slot is taken
+            with pytest.raises(Overloaded):
+                async with admission.admit("a", "10.0.0.1"):
+                    pass
+    async with admission.admit("a", "10.0.0.1"):  # the second of two allowed
+        pass
+    with pytest.raises(RateLimited):
+        async with admission.admit("a", "10.0.0.1"):
+            pass
+
+
+async def test_a_forged_forwarded_for_is_limited_like_any_other(
+    make_gateway: GatewayFactory,
+) -> None:
+    """Behind one trusted hop, the proxy appends the real address; what the client wrote to
+    its left changes nothing."""
+    gateway = await make_gateway(
+        proxy_hops=1, rate_limit_per_user="1000/minute", rate_limit_per_ip="3/minute"
+    )
+
+    async def forged(n: int) -> int:
+        headers = {"X-Forwarded-For": f"198.51.100.{n}, 203.0.113.7"}
+        response = await gateway.client.post(
+            "/v1/analyses",
+            files={"file": ("scan.png", gray_png(), "image/png")},
+            data={"modality": "ultrasound"},
+            headers=headers,
+        )
+        return response.status_code
+
+    codes = [await forged(n) for n in range(6)]
+    other = await gateway.client.post(
+        "/v1/analyses",
+        files={"file": ("scan.png", gray_png(), "image/png")},
+        data={"modality": "ultrasound"},
+        headers={"X-Forwarded-For": "203.0.113.8"},
+    )
+
+    assert codes == [201, 201, 201, 429, 429, 429]
+    assert other.status_code == 201  # another client, by the address the proxy appended
 
 
 @pytest.mark.parametrize("path", ["/v1/analyses", "/v1/analyses/nope", "/healthz"])

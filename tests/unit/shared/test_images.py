@@ -1,6 +1,7 @@
 """Upload validation: what is accepted, how it is normalised, and what is refused."""
 
 import io
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -13,8 +14,20 @@ from branet_shared.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from branet_shared.images import check_prompt_fits, parse_box, parse_prompt, validate_image
+from branet_shared.images import (
+    DecodeLimits,
+    check_jpeg_structure,
+    check_prompt_fits,
+    parse_box,
+    parse_prompt,
+    validate_image,
+)
 from branet_shared.schemas import BoundingBox, Point, Prompt
+from tests.hostile_images import (
+    jpeg_with_repeated_scans,
+    png_with_unrewritable_exif,
+    resource_bombs,
+)
 from tests.images import encode, gray_png, lesion_array, png_bomb, png_chunk
 
 GRAY = lesion_array(40, 30)
@@ -131,9 +144,46 @@ def test_absurd_exif_orientation_is_ignored_not_fatal() -> None:
     assert validate_image(absurd_exif()).image.size == (40, 30)
 
 
+@pytest.mark.parametrize("name", resource_bombs())
+def test_resource_bombs_are_refused_before_decoding(name: str) -> None:
+    started = time.process_time()
+
+    with pytest.raises(InvalidImage) as caught:
+        validate_image(resource_bombs()[name])
+
+    assert time.process_time() - started < 0.5
+    assert any(word in caught.value.detail for word in ("MiB", "scans", "after its end"))
+
+
+def test_real_progressive_jpegs_pass_the_scan_count() -> None:
+    progressive = encode(Image.fromarray(GRAY), "JPEG", progressive=True)
+
+    check_jpeg_structure(progressive)
+    check_jpeg_structure(jpeg_with_repeated_scans(32))
+    assert validate_image(progressive).image.size == (40, 30)
+
+
+def test_exif_that_breaks_rotation_is_decoded_as_stored() -> None:
+    assert validate_image(png_with_unrewritable_exif()).image.size == (64, 48)
+
+
+def test_a_16_bit_image_is_windowed_without_a_float_copy() -> None:
+    wide = np.linspace(1000, 5000, 64 * 48).astype(np.uint16).reshape(48, 64)
+
+    pixels = np.asarray(validate_image(encode(Image.fromarray(wide))).image)
+
+    assert (pixels.min(), pixels.max()) == (0, 255)
+    assert np.all(np.diff(pixels.astype(int).ravel()) >= 0)  # the order of values is kept
+
+
+def test_the_decode_budget_is_configurable() -> None:
+    with pytest.raises(InvalidImage, match="MiB"):
+        validate_image(gray_png(width=2048, height=1024), DecodeLimits(max_decoded_bytes=2**20))
+
+
 def test_pixel_limit_is_configurable() -> None:
     with pytest.raises(InvalidImage, match="pixels"):
-        validate_image(gray_png(), max_pixels=1000)
+        validate_image(gray_png(), DecodeLimits(max_pixels=1000))
 
 
 def test_png_with_anything_after_its_end_is_refused() -> None:
