@@ -62,6 +62,10 @@ class NotFound(BraNetError):
     status, code, title = 404, "not_found", "Not found"
 
 
+class IdempotencyKeyReused(BraNetError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
+
+
 class MethodNotAllowed(BraNetError):
     status, code, title = 405, "method_not_allowed", "Method not allowed"
 
@@ -110,6 +114,7 @@ ERRORS_BY_CODE: dict[str, type[BraNetError]] = {
         PayloadTooLarge,
         InvalidImage,
         InvalidParameter,
+        IdempotencyKeyReused,
         Unauthenticated,
         NotFound,
         MethodNotAllowed,

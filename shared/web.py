@@ -157,9 +157,10 @@ def create_service_app(
         header_name=REQUEST_ID_HEADER,
         validator=_is_safe_request_id,
     )
-    _wrap_outermost(app, SecurityHeadersMiddleware)
-    # Outermost: the trace starts before anything else runs, and every log line has it.
+    # Around everything else: the trace starts before the rest runs, and every log line has it
+    # (the instrumentation must find Starlette's ServerErrorMiddleware on top, so it goes first).
     instrument_app(app, tracer_provider)
+    _wrap_outermost(app, SecurityHeadersMiddleware)
     return app
 
 

@@ -28,8 +28,8 @@ from branet_gateway.storage import (
     analysis_prefix,
     blob_key,
 )
-from branet_gateway.storage.base import BlobKind
-from branet_shared.errors import ModelUnavailable, NotFound
+from branet_gateway.storage.base import BlobKind, IdempotencyKey, KeyAlreadyUsed
+from branet_shared.errors import IdempotencyKeyReused, ModelUnavailable, NotFound
 from branet_shared.images import (
     DecodeLimits,
     ValidatedImage,
@@ -87,6 +87,29 @@ class ModelOutcome:
 
 
 @dataclass(frozen=True)
+class Created:
+    """A created analysis; `replayed` when an earlier request with its idempotency key made it."""
+
+    analysis: Analysis
+    replayed: bool = False
+
+
+def request_fingerprint(
+    data: bytes, modality: Modality, extract_roi: bool, prompt: Prompt, explain: bool
+) -> str:
+    """What makes two creations the same request: the image's bytes and every field."""
+    fields = f"{modality.value}|{extract_roi}|{prompt.model_dump_json()}|{explain}|"
+    return hashlib.sha256(fields.encode() + hashlib.sha256(data).digest()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Stopwatches:
+    validation: Stopwatch
+    storing: Stopwatch
+    total: Stopwatch
+
+
+@dataclass(frozen=True)
 class BlobStream:
     """A stored blob: what its record says of it, and its bytes, read only when iterated."""
 
@@ -136,14 +159,30 @@ class AnalysisService:
         extract_roi: bool,
         prompt: Prompt,
         explain: bool = False,
-    ) -> Analysis:
-        """A prompt implies ROI extraction; `extract_roi` alone asks for automatic mode."""
+        idempotency_key: str | None = None,
+    ) -> Created:
+        """A prompt implies ROI extraction; `extract_roi` alone asks for automatic mode. With
+        an idempotency key used before with the same request, the analysis it made."""
+        key = None
+        if idempotency_key is not None:
+            fingerprint = request_fingerprint(data, modality, extract_roi, prompt, explain)
+            key = IdempotencyKey(idempotency_key, fingerprint)
+            if (earlier := await self._replay(owner, key)) is not None:
+                return Created(earlier, replayed=True)
         total = Stopwatch()
         with self.stages.timed("validate") as validation:
             upload = await anyio.to_thread.run_sync(self._validate, data, prompt)
         segment = extract_roi or prompt.given
         outcome = await self._run_models(upload, modality, segment, prompt, explain)
-        analysis = await self._store(owner, upload, modality, prompt, outcome, validation, total)
+        try:
+            analysis = await self._store(
+                owner, upload, modality, prompt, outcome, validation, total, key
+            )
+        except KeyAlreadyUsed:  # a concurrent retry won; this one's blobs are gone already
+            assert key is not None
+            if (earlier := await self._replay(owner, key)) is None:
+                raise
+            return Created(earlier, replayed=True)
         log.info(
             "analysis %s: %s, %s, %.0f ms",
             analysis.id,
@@ -151,7 +190,23 @@ class AnalysisService:
             analysis.label.value,
             analysis.timings.total_ms,
         )
-        return analysis
+        return Created(analysis)
+
+    async def _replay(self, owner: str, key: IdempotencyKey) -> Analysis | None:
+        with self.metrics.store_call("result", "keyed"):
+            keyed = await self.results.keyed(owner, key.key)
+        if keyed is None:
+            return None
+        if keyed.fingerprint != key.fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with another request; use a new key"
+            )
+        try:
+            return await self.get(owner, keyed.analysis_id)
+        except NotFound:
+            raise IdempotencyKeyReused(
+                "the analysis this Idempotency-Key made was deleted; use a new key"
+            ) from None
 
     def _validate(self, data: bytes, prompt: Prompt) -> ValidatedImage:
         upload = validate_image(data, self.limits)
@@ -213,12 +268,20 @@ class AnalysisService:
         outcome: ModelOutcome,
         validation: Stopwatch,
         total: Stopwatch,
+        key: IdempotencyKey | None,
     ) -> Analysis:
         """Blobs first, then the record; on any failure, remove the blobs already written."""
         analysis_id = uuid.uuid4().hex
         with self.stages.timed("store") as storing:
             return await self._write(
-                owner, analysis_id, upload, modality, prompt, outcome, validation, storing, total
+                owner,
+                analysis_id,
+                upload,
+                modality,
+                prompt,
+                outcome,
+                Stopwatches(validation, storing, total),
+                key,
             )
 
     async def _write(
@@ -229,15 +292,14 @@ class AnalysisService:
         modality: Modality,
         prompt: Prompt,
         outcome: ModelOutcome,
-        validation: Stopwatch,
-        storing: Stopwatch,
-        total: Stopwatch,
+        watches: "Stopwatches",
+        key: IdempotencyKey | None,
     ) -> Analysis:
         try:
             for blob in outcome.blobs:
-                key = blob_key(owner, analysis_id, blob.kind)
+                name = blob_key(owner, analysis_id, blob.kind)
                 with self.metrics.store_call("blob", "put"):
-                    await self.blobs.put(key, blob.data, blob.content_type)
+                    await self.blobs.put(name, blob.data, blob.content_type)
             stored = {blob.kind: blob.stored_blob(analysis_id) for blob in outcome.blobs}
             result = outcome.classification
             roi = _region(outcome, prompt, stored)
@@ -264,16 +326,16 @@ class AnalysisService:
                 ),
                 # The record insert is the last step; its own few ms are not counted.
                 timings=Timings(
-                    validate_ms=validation.ms,
+                    validate_ms=watches.validation.ms,
                     segment_ms=outcome.segment_ms,
                     classify_ms=outcome.classify_ms,
-                    store_ms=storing.lap_ms(),
-                    total_ms=total.lap_ms(),
+                    store_ms=watches.storing.lap_ms(),
+                    total_ms=watches.total.lap_ms(),
                 ),
                 created_at=self.clock(),
             )
             with self.metrics.store_call("result", "add"):
-                await self.results.add(analysis)
+                await self.results.add(analysis, key)
         except BaseException:
             # Shielded: a cancelled request must still take its blobs with it.
             with anyio.CancelScope(shield=True):

@@ -28,6 +28,7 @@ from branet_gateway.storage.local import LocalBlobStore
 from branet_gateway.storage.sqlite import SQLiteResultStore
 from branet_shared.errors import (
     IMAGE_UPLOAD_ERRORS,
+    IdempotencyKeyReused,
     InvalidParameter,
     NotFound,
     Overloaded,
@@ -81,6 +82,10 @@ Admission = Annotated[AdmissionControl, Depends(get_admission)]
 AUTH_ERRORS = (Unauthenticated, NotFound)
 # Headers the OpenAPI document declares, for generated clients.
 LOCATION_HEADER = {"description": "the new analysis's URL", "schema": {"type": "string"}}
+REPLAYED = {
+    "description": "`true` when an earlier request with this Idempotency-Key made the analysis",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 BLOB_HEADERS = {
     "ETag": {"description": "the blob's SHA-256, quoted", "schema": {"type": "string"}},
     "Content-Length": {"schema": {"type": "integer"}},
@@ -226,6 +231,19 @@ MAX_POINTS_FIELD = 512
 ANALYSIS_FIELDS = ("file", "modality", "extract_roi", "box", "points", "explain")
 
 
+def parse_idempotency_key(value: str | None) -> str | None:
+    """The header's key: a structured-field string (quoted) or the bare token, printable
+    ASCII (the IETF httpapi draft)."""
+    if value is None:
+        return None
+    key = value.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not key or not all(" " <= c <= "~" for c in key):
+        raise InvalidParameter("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return key
+
+
 async def refuse_repeated_fields(request: Request) -> None:
     """A field sent twice would otherwise be silently the last one (a PDF part, then a PNG)."""
     form = await request.form()  # parsed once already for the route's fields: cached
@@ -239,8 +257,10 @@ def _add_analysis_routes(app: FastAPI) -> None:
         "/v1/analyses",
         status_code=201,
         responses={
-            201: {"headers": {"Location": LOCATION_HEADER}},
-            **problem_responses(*IMAGE_UPLOAD_ERRORS, Unauthenticated, RateLimited, Overloaded),
+            201: {"headers": {"Location": LOCATION_HEADER, "Idempotent-Replayed": REPLAYED}},
+            **problem_responses(
+                *IMAGE_UPLOAD_ERRORS, IdempotencyKeyReused, Unauthenticated, RateLimited, Overloaded
+            ),
         },
         tags=["analyses"],
     )
@@ -272,15 +292,29 @@ def _add_analysis_routes(app: FastAPI) -> None:
         explain: Annotated[
             bool, Form(description="store a Grad-CAM heatmap of the decision (`/heatmap`)")
         ] = False,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                max_length=256,
+                description="a unique key per analysis (e.g. a UUID): a retry with the same key"
+                " and request returns the analysis the first made, never a second (24 h)",
+            ),
+        ] = None,
     ) -> Analysis:
         await refuse_repeated_fields(request)
         prompt = parse_prompt(box, points)
+        key = parse_idempotency_key(idempotency_key)
         client = request.client.host if request.client else "unknown"
         async with admission.admit(user.id, client):
             data = await file.read(analyses.limits.max_bytes + 1)
-            analysis = await analyses.create(user.id, data, modality, extract_roi, prompt, explain)
-        response.headers["Location"] = f"/v1/analyses/{analysis.id}"
-        return analysis
+            created = await analyses.create(
+                user.id, data, modality, extract_roi, prompt, explain, key
+            )
+        response.headers["Location"] = f"/v1/analyses/{created.analysis.id}"
+        if created.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return created.analysis
 
     @app.get(
         "/v1/analyses",

@@ -7,6 +7,7 @@ from typing import Literal
 
 from prometheus_client import Counter, Gauge
 
+from branet_gateway.storage.base import KeyAlreadyUsed
 from branet_shared.errors import BraNetError
 from branet_shared.metrics import ServiceMetrics
 
@@ -44,6 +45,8 @@ class GatewayMetrics(ServiceMetrics):
         """Counts the failures of one store operation."""
         try:
             yield
+        except KeyAlreadyUsed:  # an answer, not a failure: the retry's first request won
+            raise
         except BraNetError as exc:
             if exc.status >= 500:
                 self.store_errors.labels(store, operation).inc()

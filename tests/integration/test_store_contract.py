@@ -31,7 +31,7 @@ from branet_gateway.storage import (
     analysis_prefix,
     blob_key,
 )
-from branet_gateway.storage.base import BlobKind
+from branet_gateway.storage.base import BlobKind, IdempotencyKey, KeyAlreadyUsed, KeyedAnalysis
 from branet_gateway.storage.firestore import FirestoreResultStore
 from branet_gateway.storage.gcs import GCSBlobStore
 from branet_gateway.storage.local import LocalBlobStore
@@ -281,3 +281,19 @@ def test_model_files_load_from_gs_uris(
         ],
     )
     assert "cannot fetch" in missing.missing["sam"]
+
+
+async def test_an_idempotency_key_holds_one_analysis(results: ResultStore) -> None:
+    alice, bob = owner(), owner()
+    key = IdempotencyKey("retry-me", "fingerprint-1")
+    await results.add(analysis(1, alice), key)
+
+    with pytest.raises(KeyAlreadyUsed):
+        await results.add(analysis(2, alice), IdempotencyKey("retry-me", "fingerprint-2"))
+    await results.add(analysis(3, bob), key)  # keys are the owner's own
+
+    first = analysis(1, alice).id
+    assert await results.keyed(alice, "retry-me") == KeyedAnalysis("fingerprint-1", first)
+    with pytest.raises(NotFound):
+        await results.get(alice, analysis(2, alice).id)  # the refused write left nothing
+    assert await results.keyed(alice, "never-used") is None

@@ -717,7 +717,10 @@ export interface operations {
     createAnalysis: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a unique key per analysis (e.g. a UUID): a retry with the same key and request returns the analysis the first made, never a second (24 h) */
+                "Idempotency-Key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -730,6 +733,8 @@ export interface operations {
             /** @description Successful Response */
             201: {
                 headers: {
+                    /** @description `true` when an earlier request with this Idempotency-Key made the analysis */
+                    "Idempotent-Replayed"?: "true";
                     /** @description the new analysis's URL */
                     Location?: string;
                     [name: string]: unknown;
@@ -774,7 +779,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `invalid_image`, `invalid_parameter` */
+            /** @description `invalid_image`, `invalid_parameter`, `idempotency_key_reused` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -782,7 +787,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        code: "invalid_image" | "invalid_parameter";
+                        code: "invalid_image" | "invalid_parameter" | "idempotency_key_reused";
                     };
                 };
             };

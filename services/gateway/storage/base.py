@@ -92,6 +92,30 @@ class PageCursor:
 
 
 @dataclass(frozen=True)
+class IdempotencyKey:
+    """A caller's `Idempotency-Key` and the fingerprint of the request it came with."""
+
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class KeyedAnalysis:
+    """What an idempotency key, once used, points to."""
+
+    fingerprint: str
+    analysis_id: str
+
+
+class KeyAlreadyUsed(Exception):
+    """`add` with an idempotency key the owner has used already: nothing was written."""
+
+
+# How long a key is remembered: a client's retries come within minutes, not days.
+IDEMPOTENCY_KEY_LIFETIME_S = 24 * 3600
+
+
+@dataclass(frozen=True)
 class ResultPage:
     items: list[Analysis]
     next_cursor: PageCursor | None
@@ -101,8 +125,15 @@ class ResultStore(ABC):
     """Analysis records, each readable only through its owner."""
 
     @abstractmethod
-    async def add(self, analysis: Analysis) -> None:
-        """Insert a new record; it is durable when this returns."""
+    async def add(self, analysis: Analysis, key: IdempotencyKey | None = None) -> None:
+        """Insert a new record, and with `key` remember it under that key in the same write;
+        `KeyAlreadyUsed` (and nothing written) if the owner has used the key already. It is
+        durable when this returns."""
+
+    @abstractmethod
+    async def keyed(self, owner: str, key: str) -> KeyedAnalysis | None:
+        """What the owner's idempotency key points to, if used in the last
+        `IDEMPOTENCY_KEY_LIFETIME_S`."""
 
     @abstractmethod
     async def get(self, owner: str, analysis_id: str) -> Analysis:

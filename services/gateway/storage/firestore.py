@@ -8,15 +8,25 @@ DESC) declared in infra/firestore.indexes.json, and testable on an emulator that
 `start_after` and offsets.
 """
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as google_errors
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
-from branet_gateway.storage.base import PageCursor, ResultPage, ResultStore
+from branet_gateway.storage.base import (
+    IDEMPOTENCY_KEY_LIFETIME_S,
+    IdempotencyKey,
+    KeyAlreadyUsed,
+    KeyedAnalysis,
+    PageCursor,
+    ResultPage,
+    ResultStore,
+)
 from branet_shared.errors import NotFound, StoreUnavailable
 from branet_shared.schemas import Analysis
 
@@ -45,6 +55,8 @@ class FirestoreResultStore(ResultStore):
     def __init__(self, client: firestore.AsyncClient, collection: str = "analyses") -> None:
         self.client = client
         self.collection = client.collection(collection)
+        # Documents named by a hash of (owner, key); `expires_at` is the TTL policy's field.
+        self.keys = client.collection(f"{collection}_idempotency_keys")
 
     @classmethod
     def connect(
@@ -57,15 +69,57 @@ class FirestoreResultStore(ResultStore):
         )
         return cls(client, collection)
 
-    async def add(self, analysis: Analysis) -> None:
+    async def add(self, analysis: Analysis, key: IdempotencyKey | None = None) -> None:
         document = {
             "owner": analysis.owner,
             "created_at": analysis.created_at,
             "sort_key": sort_key(PageCursor.after(analysis)),
             "analysis": analysis.model_dump(mode="json"),
         }
+        # One commit: the record and its key, or neither (a key already there fails it).
+        batch = self.client.batch()
+        batch.create(self.collection.document(analysis.id), document)
+        if key is not None:
+            await self._forget_expired(analysis.owner, key.key)
+            now = datetime.now(UTC)
+            batch.create(
+                self._key_document(analysis.owner, key.key),
+                {
+                    "fingerprint": key.fingerprint,
+                    "analysis_id": analysis.id,
+                    "created_at": now,
+                    "expires_at": now + timedelta(seconds=IDEMPOTENCY_KEY_LIFETIME_S),
+                },
+            )
         with _outage_is_unavailable():
-            await self.collection.document(analysis.id).create(document, timeout=TIMEOUT_S)
+            try:
+                await batch.commit(timeout=TIMEOUT_S)
+            except google_errors.Conflict:  # AlreadyExists: the key's (ids are random)
+                if key is None:
+                    raise
+                raise KeyAlreadyUsed(analysis.id) from None
+
+    def _key_document(self, owner: str, key: str) -> Any:
+        name = hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()
+        return self.keys.document(name)
+
+    async def _keyed_snapshot(self, owner: str, key: str) -> Any:
+        with _outage_is_unavailable():
+            snapshot = await self._key_document(owner, key).get(timeout=TIMEOUT_S)
+        return snapshot if snapshot.exists else None
+
+    async def _forget_expired(self, owner: str, key: str) -> None:
+        # The TTL policy deletes expired keys within a day; until then they must not count.
+        snapshot = await self._keyed_snapshot(owner, key)
+        if snapshot is not None and snapshot.get("expires_at") <= datetime.now(UTC):
+            with _outage_is_unavailable():
+                await snapshot.reference.delete(timeout=TIMEOUT_S)
+
+    async def keyed(self, owner: str, key: str) -> KeyedAnalysis | None:
+        snapshot = await self._keyed_snapshot(owner, key)
+        if snapshot is None or snapshot.get("expires_at") <= datetime.now(UTC):
+            return None
+        return KeyedAnalysis(snapshot.get("fingerprint"), snapshot.get("analysis_id"))
 
     async def _owned(self, owner: str, analysis_id: str) -> Any:
         try:
