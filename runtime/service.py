@@ -20,10 +20,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from branet_runtime.metrics import ModelServiceMetrics
 from branet_runtime.task import ModelTask
+from branet_shared.connections import ConnectionSettings
 from branet_shared.errors import ModelFileError, ModelUnavailable
 from branet_shared.metrics import Stages
 from branet_shared.schemas import CheckResult, Liveness, ModelsResponse, Readiness, Unavailable
@@ -36,7 +37,7 @@ TaskT = TypeVar("TaskT")
 ResultT = TypeVar("ResultT")
 
 
-class ModelServiceSettings(BaseSettings):
+class ModelServiceSettings(ConnectionSettings):
     """What every model service is configured by; each adds its fields, env prefix and port."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -186,6 +187,7 @@ def create_model_service(
         max_body_bytes=settings.max_body_bytes,
         metrics=metrics,
         tracer_provider=provider,
+        body_timeout_s=settings.body_timeout_s,
     )
     for router in (*routers, health_router(service)):
         app.include_router(router)

@@ -42,6 +42,10 @@ class UnsupportedMediaType(BraNetError):
     status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
+class RequestTimeout(BraNetError):
+    status, code, title = 408, "request_timeout", "Request timeout"
+
+
 class PayloadTooLarge(BraNetError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
@@ -111,6 +115,7 @@ ERRORS_BY_CODE: dict[str, type[BraNetError]] = {
     for cls in (
         BraNetError,
         UnsupportedMediaType,
+        RequestTimeout,
         PayloadTooLarge,
         InvalidImage,
         InvalidParameter,

@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import uvicorn
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
@@ -19,7 +20,13 @@ from pydantic_settings import BaseSettings
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from branet_shared.errors import PayloadTooLarge, install_error_handlers, problem_response
+from branet_shared.connections import ConnectionSettings, uvicorn_connection_options
+from branet_shared.errors import (
+    PayloadTooLarge,
+    RequestTimeout,
+    install_error_handlers,
+    problem_response,
+)
 from branet_shared.logs import configure_logging
 from branet_shared.metrics import ServiceMetrics
 from branet_shared.openapi import install_openapi
@@ -28,7 +35,7 @@ from branet_shared.tracing import instrument_app
 
 REQUEST_ID_HEADER = "X-Request-ID"
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
-SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+SettingsT = TypeVar("SettingsT", bound=ConnectionSettings)
 
 
 def _package_version() -> str:
@@ -43,14 +50,17 @@ VERSION = _package_version()
 
 
 class BodySizeLimitMiddleware:
-    """Refuses bodies over `max_bytes`: at once from Content-Length, else while streaming.
+    """Refuses bodies over `max_bytes`: at once from Content-Length, else while streaming; and
+    bodies that take longer than `timeout_s` to arrive (a client sending 100 bytes a second
+    would hold a connection and a task for a day).
 
     The upload is never held whole in memory before the limit applies.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 120.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,13 +72,20 @@ class BodySizeLimitMiddleware:
             response = problem_response(self._too_large(), Request(scope))
             await response(scope, receive, send)
             return
-        received = 0
+        received, complete = 0, False
+        deadline = anyio.current_time() + self.timeout_s
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body, receive() waits for a disconnect: no deadline
+                return await receive()
+            with anyio.move_on_after(deadline - anyio.current_time()) as waiting:
+                message = await receive()
+            if waiting.cancelled_caught:
+                raise RequestTimeout(f"the request body did not arrive within {self.timeout_s:g} s")
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise self._too_large()
             return message
@@ -137,6 +154,7 @@ def create_service_app(
     max_body_bytes: int,
     metrics: ServiceMetrics,
     tracer_provider: TracerProvider | None,
+    body_timeout_s: float = 120.0,
 ) -> FastAPI:
     """A FastAPI app with offline docs, problem+json errors, request ids, a body limit,
     Prometheus series at `/metrics` and, where a provider is given, traces."""
@@ -150,7 +168,7 @@ def create_service_app(
     )
     install_openapi(app)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
     metrics.install(app)  # outside the body limit: its 413s are counted too
     app.add_middleware(
         CorrelationIdMiddleware,
@@ -196,6 +214,7 @@ def run_service(
     host: str,
     port: int,
     log_level: str,
+    connections: ConnectionSettings,
 ) -> None:
     configure_logging(service, log_level)
     uvicorn.run(
@@ -203,6 +222,7 @@ def run_service(
         host=host,
         port=port,
         log_config=None,
+        **uvicorn_connection_options(connections),
         # uvicorn would believe the leftmost X-Forwarded-For entry of a trusted peer, which the
         # client writes; the gateway takes the one its proxies appended (client_address.py).
         proxy_headers=False,
@@ -259,4 +279,5 @@ def service_main(
         host=host,
         port=port,
         log_level=log_level,
+        connections=settings,
     )

@@ -209,6 +209,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         metrics=metrics,
         tracer_provider=provider,
+        body_timeout_s=settings.body_timeout_s,
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -2,8 +2,9 @@ from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from branet_shared.connections import ConnectionSettings
 from branet_shared.images import (
     MAX_DECODED_BYTES,
     MAX_IMAGE_BYTES,
@@ -16,7 +17,7 @@ from branet_shared.tracing import TraceExporter
 MULTIPART_OVERHEAD_BYTES = 256 * 1024
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(ConnectionSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
 
     host: str = "127.0.0.1"
