@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypedDict, get_args
 
+import anyio
 import httpx
 from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
@@ -26,6 +27,7 @@ from branet_gateway.storage.firestore import FirestoreResultStore
 from branet_gateway.storage.gcs import GCSBlobStore
 from branet_gateway.storage.local import LocalBlobStore
 from branet_gateway.storage.sqlite import SQLiteResultStore
+from branet_gateway.sweeper import OrphanSweeper
 from branet_shared.errors import (
     IMAGE_UPLOAD_ERRORS,
     IdempotencyKeyReused,
@@ -190,13 +192,17 @@ def create_app(
             metrics,
             rate_limit_storage(settings.rate_limit_storage),
         )
+        sweeper = OrphanSweeper(blobs, results, settings.orphan_grace_s, metrics)
         try:
-            yield {
-                "settings": settings,
-                "analyses": analyses,
-                "admission": admission,
-                "verifier": verifier,
-            }
+            async with anyio.create_task_group() as background:
+                background.start_soon(sweeper.run, settings.sweep_interval_s)
+                yield {
+                    "settings": settings,
+                    "analyses": analyses,
+                    "admission": admission,
+                    "verifier": verifier,
+                }
+                background.cancel_scope.cancel()
         finally:
             await http.aclose()
             await results.close()

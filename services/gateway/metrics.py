@@ -33,6 +33,16 @@ class GatewayMetrics(ServiceMetrics):
             ["limit"],
             registry=self.registry,
         )
+        self.sweeps = Counter(
+            "branet_orphan_sweeps_total",
+            "Sweeps for blobs without a record",
+            registry=self.registry,
+        )
+        self.orphans_removed = Counter(
+            "branet_orphans_removed_total",
+            "Analyses whose blobs were removed because they had no record",
+            registry=self.registry,
+        )
         self.store_errors = Counter(
             "branet_store_errors_total",
             "Store operations that failed (not those answered 4xx, such as a missing record)",

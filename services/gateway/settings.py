@@ -84,6 +84,12 @@ class GatewaySettings(ConnectionSettings):
         description="where rate-limit counters live: memory:// (this process) or a"
         " redis://host:port shared by every instance",
     )
+    orphan_grace_s: float = Field(
+        900.0,
+        ge=0,
+        description="blobs without a record are removed once this old: longer than any request",
+    )
+    sweep_interval_s: float = Field(3600.0, gt=0, description="how often to sweep for orphans")
     log_level: str = "INFO"
     trace_exporter: TraceExporter = Field(
         "none", description="where spans go: none, otlp (OTEL_EXPORTER_OTLP_*), cloud_trace"

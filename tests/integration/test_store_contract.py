@@ -9,7 +9,7 @@ needs the one in infra/firestore.indexes.json for the list query), and it ignore
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -297,3 +297,23 @@ async def test_an_idempotency_key_holds_one_analysis(results: ResultStore) -> No
     with pytest.raises(NotFound):
         await results.get(alice, analysis(2, alice).id)  # the refused write left nothing
     assert await results.keyed(alice, "never-used") is None
+
+
+async def test_blob_stores_list_each_analysis_with_its_age(blobs: BlobStore) -> None:
+    alice, ids = owner(), [uuid.uuid4().hex for _ in range(2)]
+    for analysis_id in ids:
+        for kind in ("image", "mask"):
+            await blobs.put(blob_key(alice, analysis_id, kind), b"bytes", "image/png")
+
+    found = {stored.analysis_id: stored async for stored in blobs.analyses()}
+
+    assert set(ids) <= set(found)
+    assert found[ids[0]].prefix == analysis_prefix(alice, ids[0])
+    assert abs(found[ids[0]].newest - datetime.now(UTC)) < timedelta(minutes=5)
+
+
+async def test_exists_finds_a_record_whoever_owns_it(results: ResultStore) -> None:
+    await results.add(analysis(7, owner()))
+
+    assert await results.exists(analysis(7, "anyone").id)
+    assert not await results.exists(analysis(8, "anyone").id)

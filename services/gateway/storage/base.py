@@ -39,6 +39,23 @@ def blob_key(owner: str, analysis_id: str, kind: BlobKind) -> str:
     return analysis_prefix(owner, analysis_id) + kind
 
 
+@dataclass(frozen=True)
+class StoredBlobs:
+    """The blobs stored under one analysis's prefix, and when the newest of them was written."""
+
+    prefix: str
+    analysis_id: str
+    newest: datetime
+
+
+def parse_analysis_prefix(key: str) -> tuple[str, str] | None:
+    """(prefix, analysis id) of a key under `users/<owner hash>/<analysis id>/`."""
+    parts = key.split("/")
+    if len(parts) < 3 or parts[0] != "users" or not parts[2].isalnum():
+        return None
+    return f"users/{parts[1]}/{parts[2]}/", parts[2]
+
+
 class BlobStore(ABC):
     """Immutable blobs addressed by key."""
 
@@ -53,6 +70,10 @@ class BlobStore(ABC):
     @abstractmethod
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every blob under `prefix`; returns how many were deleted."""
+
+    @abstractmethod
+    def analyses(self) -> AsyncIterator[StoredBlobs]:
+        """Every analysis prefix that holds blobs (or a write's leftovers)."""
 
     @abstractmethod
     async def check(self) -> None:
@@ -146,6 +167,10 @@ class ResultStore(ABC):
     @abstractmethod
     async def delete(self, owner: str, analysis_id: str) -> None:
         """Remove the owner's record, or raise `NotFound`."""
+
+    @abstractmethod
+    async def exists(self, analysis_id: str) -> bool:
+        """Whether a record of that id exists, whoever owns it (the orphan sweeper asks)."""
 
     @abstractmethod
     async def check(self) -> None:

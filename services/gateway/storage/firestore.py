@@ -76,9 +76,10 @@ class FirestoreResultStore(ResultStore):
             "sort_key": sort_key(PageCursor.after(analysis)),
             "analysis": analysis.model_dump(mode="json"),
         }
-        # One commit: the record and its key, or neither (a key already there fails it).
+        # One commit: the record and its key, or neither (a key already there fails it). The
+        # key goes first: the emulator applies a batch's writes in order and stops at the
+        # first that fails, without Firestore's atomicity.
         batch = self.client.batch()
-        batch.create(self.collection.document(analysis.id), document)
         if key is not None:
             await self._forget_expired(analysis.owner, key.key)
             now = datetime.now(UTC)
@@ -91,6 +92,7 @@ class FirestoreResultStore(ResultStore):
                     "expires_at": now + timedelta(seconds=IDEMPOTENCY_KEY_LIFETIME_S),
                 },
             )
+        batch.create(self.collection.document(analysis.id), document)
         with _outage_is_unavailable():
             try:
                 await batch.commit(timeout=TIMEOUT_S)
@@ -150,6 +152,11 @@ class FirestoreResultStore(ResultStore):
         snapshot = await self._owned(owner, analysis_id)
         with _outage_is_unavailable():
             await snapshot.reference.delete(timeout=TIMEOUT_S)
+
+    async def exists(self, analysis_id: str) -> bool:
+        with _outage_is_unavailable():
+            snapshot = await self.collection.document(analysis_id).get(timeout=TIMEOUT_S)
+        return bool(snapshot.exists)
 
     async def check(self) -> None:
         with _outage_is_unavailable():

@@ -9,6 +9,7 @@ a request in seconds (503), not hold it for the client's default two minutes.
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import TypeVar
 
 import anyio.to_thread
@@ -18,7 +19,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[attr-defined]  # untyped package
 from requests import exceptions as requests_errors
 
-from branet_gateway.storage.base import BlobNotFound, BlobStore
+from branet_gateway.storage.base import BlobNotFound, BlobStore, StoredBlobs, parse_analysis_prefix
 from branet_shared.errors import StoreUnavailable
 
 T = TypeVar("T")
@@ -100,6 +101,18 @@ class GCSBlobStore(BlobStore):
             return len(blobs)
 
         return await self._call(delete_all)
+
+    async def analyses(self) -> AsyncIterator[StoredBlobs]:
+        def newest_by_prefix() -> dict[tuple[str, str], datetime]:
+            newest: dict[tuple[str, str], datetime] = {}
+            for blob in self.bucket.list_blobs(prefix="users/", timeout=TIMEOUT_S):
+                where = parse_analysis_prefix(blob.name)
+                if where is not None and blob.updated is not None:
+                    newest[where] = max(blob.updated, newest.get(where, blob.updated))
+            return newest
+
+        for (prefix, analysis_id), written in (await self._call(newest_by_prefix)).items():
+            yield StoredBlobs(prefix, analysis_id, written)
 
     async def check(self) -> None:
         await self._call(lambda: self.bucket.reload(timeout=TIMEOUT_S, retry=self.retry))

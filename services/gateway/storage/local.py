@@ -5,12 +5,13 @@ import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
-from branet_gateway.storage.base import BlobNotFound, BlobStore
+from branet_gateway.storage.base import BlobNotFound, BlobStore, StoredBlobs
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*/?$")
 CHUNK_BYTES = 64 * 1024
@@ -40,6 +41,22 @@ class LocalBlobStore(BlobStore):
 
     async def delete_prefix(self, prefix: str) -> int:
         return await anyio.to_thread.run_sync(_delete_tree, self._path(prefix))
+
+    async def analyses(self) -> AsyncIterator[StoredBlobs]:
+        for stored in await anyio.to_thread.run_sync(self._analyses):
+            yield stored
+
+    def _analyses(self) -> list[StoredBlobs]:
+        found = []
+        for folder in sorted(self.root.glob("users/*/*")):
+            if not folder.is_dir() or not folder.name.isalnum():
+                continue
+            # Unfinished writes (.tmp-*) count: a write in progress is not old.
+            times = [p.stat().st_mtime for p in folder.iterdir()] or [folder.stat().st_mtime]
+            newest = datetime.fromtimestamp(max(times), UTC)
+            prefix = f"users/{folder.parent.name}/{folder.name}/"
+            found.append(StoredBlobs(prefix, folder.name, newest))
+        return found
 
     async def check(self) -> None:
         await anyio.to_thread.run_sync(_write_atomically, self.root / ".check", b"ok")

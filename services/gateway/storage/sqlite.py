@@ -139,6 +139,10 @@ class SQLiteResultStore(ResultStore):
         if cursor.rowcount == 0:
             raise NotFound("no such analysis")
 
+    async def exists(self, analysis_id: str) -> bool:
+        async with self._db.execute("SELECT 1 FROM analyses WHERE id = ?", (analysis_id,)) as rows:
+            return await rows.fetchone() is not None
+
     async def check(self) -> None:
         async with self._db.execute("SELECT 1") as rows:
             await rows.fetchone()
