@@ -5,7 +5,7 @@ locals {
   registry = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.branet.repository_id}"
   services = toset(["run.googleapis.com", "artifactregistry.googleapis.com", "firestore.googleapis.com",
     "storage.googleapis.com", "iam.googleapis.com", "cloudbuild.googleapis.com",
-  "cloudtrace.googleapis.com", "monitoring.googleapis.com"])
+  "cloudtrace.googleapis.com", "monitoring.googleapis.com", "redis.googleapis.com", "secretmanager.googleapis.com"])
   # Each service's spans go to Cloud Trace, and its log lines name their trace in this project.
   observability_env = {
     for prefix in ["GATEWAY", "CLASSIFIER", "SEGMENTER"] : prefix => {

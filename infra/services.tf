@@ -141,6 +141,9 @@ resource "google_cloud_run_v2_service" "gateway" {
   }
   ingress             = "INGRESS_TRAFFIC_ALL"
   deletion_protection = false
+  # Its rate-limit store's URL must be readable when the first revision starts.
+  depends_on = [google_secret_manager_secret_version.rate_limit_storage,
+  google_secret_manager_secret_iam_member.gateway_reads_rate_limit_storage]
 
   template {
     service_account                  = google_service_account.gateway.email
@@ -189,6 +192,15 @@ resource "google_cloud_run_v2_service" "gateway" {
         content {
           name  = env.key
           value = env.value
+        }
+      }
+      env {
+        name = "GATEWAY_RATE_LIMIT_STORAGE" # one limit across every instance
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.rate_limit_storage.secret_id
+            version = "latest"
+          }
         }
       }
       startup_probe {

@@ -7,6 +7,7 @@
 """
 
 import asyncio
+import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +16,9 @@ import httpx
 import pytest
 
 from branet_cli.stack import Stack
-from tests.hostile_images import hostile_files, tolerated_files
+from tests.hostile_images import hostile_files, resource_bombs, tolerated_files
 from tests.images import gray_png
-from tests.integration.conftest import start_stack
+from tests.integration.conftest import StackFactory, start_stack
 
 pytestmark = pytest.mark.integration
 MEMORY_BOUND_MIB = 256
@@ -83,6 +84,43 @@ def test_hostile_files_are_refused_without_harm(stack: Stack) -> None:
     print(f"{len(corpus)} hostile files; gateway peak RSS grew {growth:.1f} MiB")
     assert growth < MEMORY_BOUND_MIB
     assert stored_blobs(stack) == []
+
+
+# Cloud Run's limits for the two (infra/services.tf), and the issue's bound for the gateway.
+GATEWAY_BOUND_MIB, CLASSIFIER_BOUND_MIB = 512, 2048
+
+
+def test_four_bombs_at_once_cost_little_memory_or_time(
+    make_stack: StackFactory, model_dir: Path
+) -> None:
+    stack = make_stack(model_dir)  # the default limits: every bomb gets a slot
+    stack.up(timeout_s=120)
+    gateway = stack.services[-1].url
+    pids = {s.name: stack.pid(s) or 0 for s in stack.services}
+    cpu_before = cpu_seconds(pids["gateway"])
+
+    async def send(name: str, data: bytes) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
+            return await client.post(
+                "/v1/analyses",
+                files={"file": (f"{name}.png", data, "image/png")},
+                data={"modality": "ultrasound"},
+            )
+
+    async def all_at_once() -> list[httpx.Response]:
+        return await asyncio.gather(*(send(n, data) for n, data in resource_bombs().items()))
+
+    answers = asyncio.run(all_at_once())
+
+    assert {a.status_code for a in answers} == {422}
+    assert cpu_seconds(pids["gateway"]) - cpu_before < 2 * len(answers)
+    assert peak_rss_mib(pids["gateway"]) < GATEWAY_BOUND_MIB
+    assert peak_rss_mib(pids["classifier"]) < CLASSIFIER_BOUND_MIB
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def test_load_is_limited_and_shed_without_losing_anything(stack: Stack) -> None:
