@@ -11,7 +11,7 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -320,7 +320,17 @@ def _reason(error: ValueError) -> str:
     return str(error)
 
 
-def check_prompt_fits(prompt: Prompt, image: Image.Image) -> None:
+class Sized(Protocol):
+    """A picture, or what is known of one: its size."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+
+def check_prompt_fits(prompt: Prompt, image: Sized) -> None:
     if prompt.box is not None and not prompt.box.fits(image.width, image.height):
         raise InvalidParameter(f"box lies outside the {image.width}×{image.height} image")
     if any(p.x >= image.width or p.y >= image.height for p in prompt.points):

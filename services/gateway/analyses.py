@@ -29,13 +29,9 @@ from branet_gateway.storage import (
     blob_key,
 )
 from branet_gateway.storage.base import BlobKind, IdempotencyKey, KeyAlreadyUsed
+from branet_gateway.validation import Upload, Validator
 from branet_shared.errors import IdempotencyKeyReused, ModelUnavailable, NotFound
-from branet_shared.images import (
-    DecodeLimits,
-    ValidatedImage,
-    check_prompt_fits,
-    validate_image,
-)
+from branet_shared.images import check_prompt_fits
 from branet_shared.metrics import Stages, Stopwatch
 from branet_shared.schemas import (
     Analysis,
@@ -138,7 +134,7 @@ class AnalysisService:
         *,
         metrics: GatewayMetrics,
         stages: Stages,
-        limits: DecodeLimits,
+        validator: Validator,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """`stages` times validate, segment, classify and store into series and spans."""
@@ -148,7 +144,7 @@ class AnalysisService:
         self.segmenter = segmenter
         self.metrics = metrics
         self.stages = stages
-        self.limits = limits
+        self.validator = validator
         self.clock = clock
 
     async def create(
@@ -171,7 +167,8 @@ class AnalysisService:
                 return Created(earlier, replayed=True)
         total = Stopwatch()
         with self.stages.timed("validate") as validation:
-            upload = await anyio.to_thread.run_sync(self._validate, data, prompt)
+            upload = await self.validator.validate(data)
+            check_prompt_fits(prompt, upload)
         segment = extract_roi or prompt.given
         outcome = await self._run_models(upload, modality, segment, prompt, explain)
         try:
@@ -208,14 +205,9 @@ class AnalysisService:
                 "the analysis this Idempotency-Key made was deleted; use a new key"
             ) from None
 
-    def _validate(self, data: bytes, prompt: Prompt) -> ValidatedImage:
-        upload = validate_image(data, self.limits)
-        check_prompt_fits(prompt, upload.image)
-        return upload
-
     async def _run_models(
         self,
-        upload: ValidatedImage,
+        upload: Upload,
         modality: Modality,
         segment: bool,
         prompt: Prompt,
@@ -262,7 +254,7 @@ class AnalysisService:
     async def _store(
         self,
         owner: str,
-        upload: ValidatedImage,
+        upload: Upload,
         modality: Modality,
         prompt: Prompt,
         outcome: ModelOutcome,
@@ -288,7 +280,7 @@ class AnalysisService:
         self,
         owner: str,
         analysis_id: str,
-        upload: ValidatedImage,
+        upload: Upload,
         modality: Modality,
         prompt: Prompt,
         outcome: ModelOutcome,

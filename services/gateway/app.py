@@ -28,6 +28,7 @@ from branet_gateway.storage.gcs import GCSBlobStore
 from branet_gateway.storage.local import LocalBlobStore
 from branet_gateway.storage.sqlite import SQLiteResultStore
 from branet_gateway.sweeper import OrphanSweeper
+from branet_gateway.validation import Validator
 from branet_shared.errors import (
     IMAGE_UPLOAD_ERRORS,
     IdempotencyKeyReused,
@@ -166,6 +167,9 @@ def create_app(
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         )
         instrument_client(http, provider)
+        validator = Validator(
+            settings.decode_limits, settings.validate_workers, settings.validate_timeout_s
+        )
 
         analyses = AnalysisService(
             blobs,
@@ -173,7 +177,7 @@ def create_app(
             *model_clients(settings, http),
             metrics=metrics,
             stages=Stages(metrics, tracer(provider)),
-            limits=settings.decode_limits,
+            validator=validator,
         )
         verifier = None
         if settings.auth_mode == "firebase":
@@ -204,6 +208,7 @@ def create_app(
                 }
                 background.cancel_scope.cancel()
         finally:
+            validator.close()
             await http.aclose()
             await results.close()
             await blobs.close()
@@ -314,7 +319,7 @@ def _add_analysis_routes(app: FastAPI) -> None:
         key = parse_idempotency_key(idempotency_key)
         client = request.client.host if request.client else "unknown"
         async with admission.admit(user.id, client):
-            data = await file.read(analyses.limits.max_bytes + 1)
+            data = await file.read(analyses.validator.limits.max_bytes + 1)
             created = await analyses.create(
                 user.id, data, modality, extract_roi, prompt, explain, key
             )

@@ -52,6 +52,10 @@ class GatewaySettings(ConnectionSettings):
         MAX_DECODED_BYTES, description="width × height × channels × bytes per sample, at most"
     )
     max_jpeg_scans: int = Field(MAX_JPEG_SCANS, ge=1, description="scans of a progressive JPEG")
+    validate_workers: int = Field(2, ge=1, description="processes that decode uploads")
+    validate_timeout_s: float = Field(
+        10.0, gt=0, description="an upload must decode within this, else its worker is killed"
+    )
     auth_mode: Literal["none", "firebase"] = Field(
         "none", description="none: every request is `local_user`; firebase: ID tokens"
     )

@@ -3,8 +3,11 @@
 import time
 from collections.abc import AsyncIterator
 
-from tests.images import gray_png
-from tests.unit.gateway.conftest import Gateway
+import numpy as np
+from PIL import Image
+
+from tests.images import encode, gray_png
+from tests.unit.gateway.conftest import Gateway, GatewayFactory
 
 
 async def test_a_field_sent_twice_is_refused(gateway: Gateway) -> None:
@@ -68,3 +71,18 @@ async def test_non_ascii_digits_are_not_numbers(gateway: Gateway) -> None:
     for box in ("١,٢,٣٠,٤٠", "1_0,1,20,20"):
         response = await gateway.analyse(gray_png(), box=box)
         assert response.status_code == 422, box
+
+
+async def test_an_image_that_decodes_too_slowly_is_refused(make_gateway: GatewayFactory) -> None:
+    # 6 MP of noise as a progressive JPEG: ~170 ms to decode on 2 vCPU.
+    noise = np.random.default_rng(0).integers(0, 256, (2500, 2500), dtype=np.uint8)
+    big = encode(Image.fromarray(noise), "JPEG", quality=90, progressive=True)
+    gateway = await make_gateway(validate_timeout_s=0.01)
+
+    response = await gateway.analyse(big)
+
+    assert response.status_code == 422
+    assert "did not decode within" in response.json()["detail"]
+    assert gateway.stored_files() == []
+    small = await gateway.analyse(gray_png(width=16, height=16))
+    assert small.status_code == 201  # the pool lives on after a killed worker
