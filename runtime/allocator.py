@@ -45,6 +45,13 @@ def keep_freed_memory() -> bool:
     return _mallopt({M_MMAP_MAX: 0, M_TRIM_THRESHOLD: NEVER_TRIM, M_ARENA_MAX: 1})
 
 
+def trim_freed_memory() -> bool:
+    """Give the heap's free pages back to the kernel now (malloc_trim): after a large image,
+    a service that does not repeat that peak per request should not keep holding it."""
+    libc = _glibc()
+    return libc is not None and hasattr(libc, "malloc_trim") and libc.malloc_trim(0) in (0, 1)
+
+
 def return_freed_memory() -> bool:
     """glibc's defaults again for new allocations (the benchmarks measure both ways)."""
     return _mallopt({M_MMAP_MAX: DEFAULT_MMAP_MAX, M_TRIM_THRESHOLD: DEFAULT_TRIM_THRESHOLD})

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from branet_classifier.batching import MicroBatcher
 from branet_classifier.classify import ClassifierTask
 from branet_classifier.model import LesionCrop, crop_to_lesion
+from branet_runtime.allocator import trim_freed_memory
 from branet_runtime.service import ModelRuntime, RuntimeDep
 from branet_shared.errors import IMAGE_UPLOAD_ERRORS, problem_responses
 from branet_shared.images import (
@@ -34,6 +35,8 @@ BOX_DESCRIPTION = (
     " model's margin, as in training; without it the image is classified as it is"
 )
 router = APIRouter()
+# Past this, the decoded image's memory is handed back to the kernel once it is cropped.
+LARGE_IMAGE_PIXELS = 8_000_000
 
 
 def micro_batchers(runtime: ModelRuntime, max_batch: int) -> dict[Modality, MicroBatcher]:
@@ -69,7 +72,11 @@ async def classify_image(
     def lesion_crop() -> LesionCrop:
         image = validate_image(data).image
         check_prompt_fits(Prompt(box=lesion), image)
-        return crop_to_lesion(image, lesion, model.card.roi_margin)
+        crop = crop_to_lesion(image, lesion, model.card.roi_margin)
+        if image.width * image.height >= LARGE_IMAGE_PIXELS:
+            del image  # only the crop is needed from here on
+            trim_freed_memory()
+        return crop
 
     if not explain:
         # One thread hop for the CPU work before the model: every hop costs latency.
