@@ -9,6 +9,7 @@ after it opened (or after its last response); the body has its own deadline
 """
 
 import asyncio
+import json
 import resource
 from asyncio import TimerHandle
 from typing import Any, ClassVar
@@ -16,6 +17,9 @@ from typing import Any, ClassVar
 from pydantic import Field
 from pydantic_settings import BaseSettings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from branet_shared.errors import PROBLEM_MEDIA_TYPE, MalformedRequest
+from branet_shared.headers import SECURITY_HEADERS
 
 
 class ConnectionSettings(BaseSettings):
@@ -66,6 +70,25 @@ class DeadlineProtocol(HttpToolsProtocol):
         if self._head_deadline is not None:
             self._head_deadline.cancel()
             self._head_deadline = None
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to unparsable HTTP, as every other answer: a problem document with
+        the security headers (uvicorn's own is plain text without them)."""
+        error = MalformedRequest(msg)
+        body = json.dumps(
+            {"type": f"urn:branet:problem:{error.code}", "title": error.title, "status": 400}
+            | {"detail": "the request is not valid HTTP", "code": error.code}
+        ).encode()
+        headers = [
+            *self.server_state.default_headers,
+            *SECURITY_HEADERS,
+            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\n" + head + b"\r\n" + body)
+        self.transport.close()
 
     def _head_too_slow(self) -> None:
         if not self.transport.is_closing():

@@ -42,6 +42,12 @@ class UnsupportedMediaType(BraNetError):
     status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
+class MalformedRequest(BraNetError):
+    """Not HTTP the server can parse: answered by the server itself, before any route."""
+
+    status, code, title = 400, "malformed_request", "Malformed request"
+
+
 class RequestTimeout(BraNetError):
     status, code, title = 408, "request_timeout", "Request timeout"
 
@@ -115,6 +121,7 @@ ERRORS_BY_CODE: dict[str, type[BraNetError]] = {
     for cls in (
         BraNetError,
         UnsupportedMediaType,
+        MalformedRequest,
         RequestTimeout,
         PayloadTooLarge,
         InvalidImage,

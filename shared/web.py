@@ -27,6 +27,7 @@ from branet_shared.errors import (
     install_error_handlers,
     problem_response,
 )
+from branet_shared.headers import API_POLICY, COMMON_HEADERS, DOCS_POLICY
 from branet_shared.logs import configure_logging
 from branet_shared.metrics import ServiceMetrics
 from branet_shared.openapi import install_openapi
@@ -97,23 +98,7 @@ class BodySizeLimitMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """Headers every response gets, errors included. Answers hold medical data: not cached."""
-
-    API_POLICY = "default-src 'none'; frame-ancestors 'none'"
-    # The offline Swagger UI: its own files plus FastAPI's inline bootstrap script.
-    DOCS_POLICY = (
-        "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
-    )
-    COMMON = (
-        (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"no-referrer"),
-        (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
-        (b"cross-origin-opener-policy", b"same-origin"),
-        (b"cross-origin-resource-policy", b"same-origin"),
-        (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-    )
+    """Headers every response gets, errors included (`branet_shared.headers`)."""
 
     def __init__(self, app: ASGIApp, docs_paths: tuple[str, ...] = ("/docs", "/static-")) -> None:
         self.app = app
@@ -124,12 +109,12 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         is_docs = scope["path"].startswith(self.docs_paths)
-        policy = self.DOCS_POLICY if is_docs else self.API_POLICY
+        policy = DOCS_POLICY if is_docs else API_POLICY
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in self.COMMON:
+                for name, value in COMMON_HEADERS:
                     headers.append(name.decode(), value.decode())
                 headers["content-security-policy"] = policy
                 if not is_docs and "cache-control" not in headers:

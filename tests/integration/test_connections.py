@@ -1,6 +1,7 @@
 """Clients that hold connections without finishing requests cannot starve the gateway."""
 
 import contextlib
+import json
 import resource
 import socket
 import time
@@ -100,3 +101,20 @@ def test_a_slow_body_gets_408(gateway: tuple[str, int]) -> None:
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b"request_timeout" in answer or b"content-type: application/problem+json" in answer
     sock.close()
+
+
+def test_unparsable_http_is_a_problem_with_the_security_headers(gateway: tuple[str, int]) -> None:
+    _, port = gateway
+    sock = connect(port)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n")  # a header without its colon
+    answer = b""
+    while chunk := sock.recv(4096):
+        answer += chunk
+    sock.close()
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    headers = head.decode().lower()
+    assert head.startswith(b"HTTP/1.1 400")
+    assert "x-content-type-options: nosniff" in headers
+    assert "content-type: application/problem+json" in headers
+    assert json.loads(body)["code"] == "malformed_request"
