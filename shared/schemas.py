@@ -268,6 +268,35 @@ class StoredImage(StoredBlob):
     format: Literal["png", "jpeg"]
 
 
+class LesionSize(Schema):
+    """The lesion's extent: in pixels always, in millimetres where a pixel spacing is known."""
+
+    measured_on: Literal["mask", "box"] = Field(
+        description="mask: the segmenter's outline; box: the caller's box (its inscribed ellipse"
+        " for the area)"
+    )
+    width_px: int
+    height_px: int
+    area_px: float
+    width_mm: float | None = None
+    height_mm: float | None = None
+    area_mm2: float | None = None
+
+
+class DicomInfo(Schema):
+    """What a DICOM upload said that identifies no one; the file itself is not kept."""
+
+    modality: str | None = None
+    manufacturer: str | None = None
+    photometric_interpretation: str | None = None
+    # A list of two, not a tuple: generated clients type arrays more freely than tuples.
+    pixel_spacing_mm: Annotated[list[float], Field(min_length=2, max_length=2)] | None = Field(
+        default=None, description="[row, column] spacing: PixelSpacing or ImagerPixelSpacing"
+    )
+    frames: int = 1
+    frame: int = Field(0, description="the frame analysed, from 0")
+
+
 class RegionOfInterest(Schema):
     lesion_found: bool
     prompt: Prompt | None = Field(default=None, description="what the caller marked, if anything")
@@ -279,6 +308,7 @@ class RegionOfInterest(Schema):
     score: float | None = Field(default=None, description="SAM's predicted IoU")
     mask: StoredBlob | None = None
     crop: StoredBlob | None = Field(default=None, description="the classified crop of bbox")
+    size: LesionSize | None = None
 
 
 class StageModels(Schema):
@@ -324,6 +354,15 @@ ANALYSIS_EXAMPLE: JsonDict = {
             "size": 48210,
             "sha256": "3e7a" + "0" * 60,
         },
+        "size": {
+            "measured_on": "mask",
+            "width_px": 190,
+            "height_px": 152,
+            "area_px": 21480,
+            "width_mm": 13.3,
+            "height_mm": 10.64,
+            "area_mm2": 105.25,
+        },
     },
     "heatmap": None,
     "models": {
@@ -355,6 +394,14 @@ ANALYSIS_EXAMPLE: JsonDict = {
         "store_ms": 2.3,
         "total_ms": 130.0,
     },
+    "dicom": {
+        "modality": "US",
+        "manufacturer": "ACME Ultrasound",
+        "photometric_interpretation": "RGB",
+        "pixel_spacing_mm": [0.07, 0.07],
+        "frames": 1,
+        "frame": 0,
+    },
     "created_at": "2026-11-26T15:30:00.123456Z",
 }
 
@@ -384,6 +431,9 @@ class Analysis(Schema):
         default_factory=list, description="why to trust this result less than it looks; [] if none"
     )
     image: StoredImage
+    dicom: DicomInfo | None = Field(
+        default=None, description="for a DICOM upload: the image is its rendered frame (PNG)"
+    )
     timings: Timings
     created_at: datetime
 

@@ -10,9 +10,10 @@ import base64
 import binascii
 import hashlib
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import anyio
@@ -35,8 +36,10 @@ from branet_shared.images import check_prompt_fits
 from branet_shared.metrics import Stages, Stopwatch
 from branet_shared.schemas import (
     Analysis,
+    BoundingBox,
     Caveat,
     ClassifyResponse,
+    LesionSize,
     Modality,
     Prompt,
     RegionOfInterest,
@@ -90,12 +93,29 @@ class Created:
     replayed: bool = False
 
 
-def request_fingerprint(
-    data: bytes, modality: Modality, extract_roi: bool, prompt: Prompt, explain: bool
-) -> str:
-    """What makes two creations the same request: the image's bytes and every field."""
-    fields = f"{modality.value}|{extract_roi}|{prompt.model_dump_json()}|{explain}|"
-    return hashlib.sha256(fields.encode() + hashlib.sha256(data).digest()).hexdigest()
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """What the caller asked for, beside the image. A prompt implies ROI extraction;
+    `extract_roi` alone asks for automatic mode."""
+
+    modality: Modality
+    extract_roi: bool = False
+    prompt: Prompt = field(default_factory=Prompt)
+    explain: bool = False
+    frame: int = 0  # of a multi-frame DICOM file
+    pixel_spacing_mm: tuple[float, float] | None = None  # (row, column), the caller's
+
+    @property
+    def segment(self) -> bool:
+        return self.extract_roi or self.prompt.given
+
+    def fingerprint(self, data: bytes) -> str:
+        """What makes two creations the same request: the image's bytes and every field."""
+        fields = (
+            f"{self.modality.value}|{self.extract_roi}|{self.prompt.model_dump_json()}|"
+            f"{self.explain}|{self.frame}|{self.pixel_spacing_mm}|"
+        )
+        return hashlib.sha256(fields.encode() + hashlib.sha256(data).digest()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -151,30 +171,23 @@ class AnalysisService:
         self,
         owner: str,
         data: bytes,
-        modality: Modality,
-        extract_roi: bool,
-        prompt: Prompt,
-        explain: bool = False,
+        request: AnalysisRequest,
         idempotency_key: str | None = None,
     ) -> Created:
-        """A prompt implies ROI extraction; `extract_roi` alone asks for automatic mode. With
-        an idempotency key used before with the same request, the analysis it made."""
+        """The analysis of `data`; with an idempotency key used before with the same request,
+        the analysis it made."""
         key = None
         if idempotency_key is not None:
-            fingerprint = request_fingerprint(data, modality, extract_roi, prompt, explain)
-            key = IdempotencyKey(idempotency_key, fingerprint)
+            key = IdempotencyKey(idempotency_key, request.fingerprint(data))
             if (earlier := await self._replay(owner, key)) is not None:
                 return Created(earlier, replayed=True)
         total = Stopwatch()
         with self.stages.timed("validate") as validation:
-            upload = await self.validator.validate(data)
-            check_prompt_fits(prompt, upload)
-        segment = extract_roi or prompt.given
-        outcome = await self._run_models(upload, modality, segment, prompt, explain)
+            upload = await self.validator.validate(data, request.frame)
+            check_prompt_fits(request.prompt, upload)
+        outcome = await self._run_models(upload, request)
         try:
-            analysis = await self._store(
-                owner, upload, modality, prompt, outcome, validation, total, key
-            )
+            analysis = await self._store(owner, upload, request, outcome, validation, total, key)
         except KeyAlreadyUsed:  # a concurrent retry won; this one's blobs are gone already
             assert key is not None
             if (earlier := await self._replay(owner, key)) is None:
@@ -183,7 +196,7 @@ class AnalysisService:
         log.info(
             "analysis %s: %s, %s, %.0f ms",
             analysis.id,
-            modality.value,
+            request.modality.value,
             analysis.label.value,
             analysis.timings.total_ms,
         )
@@ -208,18 +221,16 @@ class AnalysisService:
     async def _run_models(
         self,
         upload: Upload,
-        modality: Modality,
-        segment: bool,
-        prompt: Prompt,
-        explain: bool,
+        request: AnalysisRequest,
     ) -> ModelOutcome:
         """Segment (if asked), then classify: around the lesion's box if one was found (or, if
         SAM found nothing in it or is unavailable, the caller's box), else the image as
         uploaded."""
         # Validation hashed the upload already.
         blobs = [PendingBlob("image", upload.data, upload.content_type, upload.sha256)]
+        modality, prompt = request.modality, request.prompt
         segmentation, segment_ms, unrefined = None, None, None
-        if segment:
+        if request.segment:
             with self.stages.timed("segment") as segmenting:
                 try:
                     segmentation = await self.segmenter.segment(upload.data, modality, prompt)
@@ -242,7 +253,9 @@ class AnalysisService:
         # Without a segmentation, a box was given only if the segmenter failed on it.
         lesion = segmentation.bbox if segmentation is not None else prompt.box
         with self.stages.timed("classify") as classifying:
-            classification = await self.classifier.classify(upload.data, modality, explain, lesion)
+            classification = await self.classifier.classify(
+                upload.data, modality, request.explain, lesion
+            )
             if classification.heatmap_png is not None:
                 heatmap = _decode_png(classification.heatmap_png, "classifier", "heatmap")
                 blobs.append(PendingBlob.of("heatmap", heatmap, PNG))
@@ -255,8 +268,7 @@ class AnalysisService:
         self,
         owner: str,
         upload: Upload,
-        modality: Modality,
-        prompt: Prompt,
+        request: AnalysisRequest,
         outcome: ModelOutcome,
         validation: Stopwatch,
         total: Stopwatch,
@@ -269,8 +281,7 @@ class AnalysisService:
                 owner,
                 analysis_id,
                 upload,
-                modality,
-                prompt,
+                request,
                 outcome,
                 Stopwatches(validation, storing, total),
                 key,
@@ -281,8 +292,7 @@ class AnalysisService:
         owner: str,
         analysis_id: str,
         upload: Upload,
-        modality: Modality,
-        prompt: Prompt,
+        request: AnalysisRequest,
         outcome: ModelOutcome,
         watches: "Stopwatches",
         key: IdempotencyKey | None,
@@ -294,11 +304,11 @@ class AnalysisService:
                     await self.blobs.put(name, blob.data, blob.content_type)
             stored = {blob.kind: blob.stored_blob(analysis_id) for blob in outcome.blobs}
             result = outcome.classification
-            roi = _region(outcome, prompt, stored)
+            roi = _region(outcome, request.prompt, stored, _spacing(request, upload))
             analysis = Analysis(
                 id=analysis_id,
                 owner=owner,
-                modality=modality,
+                modality=request.modality,
                 label=result.label,
                 probabilities=result.probabilities,
                 confidence=result.confidence,
@@ -316,6 +326,7 @@ class AnalysisService:
                     height=upload.height,
                     format=upload.format,
                 ),
+                dicom=upload.dicom,
                 # The record insert is the last step; its own few ms are not counted.
                 timings=Timings(
                     validate_ms=watches.validation.ms,
@@ -394,17 +405,24 @@ def _input_caveats(roi: RegionOfInterest | None, unrefined: str | None) -> list[
 
 
 def _region(
-    outcome: ModelOutcome, prompt: Prompt, blobs: dict[BlobKind, StoredBlob]
+    outcome: ModelOutcome,
+    prompt: Prompt,
+    blobs: dict[BlobKind, StoredBlob],
+    spacing: tuple[float, float] | None,
 ) -> RegionOfInterest | None:
     segmentation, given = outcome.segmentation, prompt if prompt.given else None
+    box_size = lesion_size(prompt.box, None, spacing) if prompt.box else None
     if segmentation is None:  # not asked for, or failed on the caller's box
         if outcome.unrefined is None:
             return None
-        return RegionOfInterest(lesion_found=False, prompt=given, bbox=prompt.box)
+        return RegionOfInterest(lesion_found=False, prompt=given, bbox=prompt.box, size=box_size)
     if not segmentation.lesion_found:
         crop = blobs.get("roi")  # of the caller's box, if one was given
         bbox = segmentation.bbox if crop else None
-        return RegionOfInterest(lesion_found=False, prompt=given, bbox=bbox, crop=crop)
+        return RegionOfInterest(
+            lesion_found=False, prompt=given, bbox=bbox, crop=crop, size=box_size
+        )
+    assert segmentation.bbox is not None
     return RegionOfInterest(
         lesion_found=True,
         prompt=given,
@@ -413,4 +431,40 @@ def _region(
         score=segmentation.score,
         mask=blobs["mask"],
         crop=blobs["roi"],
+        size=lesion_size(segmentation.bbox, segmentation.area, spacing),
+    )
+
+
+def _spacing(request: AnalysisRequest, upload: Upload) -> tuple[float, float] | None:
+    """The caller's pixel spacing, else a DICOM file's own."""
+    if request.pixel_spacing_mm is not None:
+        return request.pixel_spacing_mm
+    if upload.dicom is not None and upload.dicom.pixel_spacing_mm is not None:
+        row, column = upload.dicom.pixel_spacing_mm
+        return row, column
+    return None
+
+
+def lesion_size(
+    box: BoundingBox, mask_area: int | None, spacing: tuple[float, float] | None
+) -> LesionSize:
+    """Width and height of the box, area of the mask (or of the box's inscribed ellipse, the
+    shape the classifier is shown for a box); in mm too with a (row, column) spacing."""
+    width, height = box.x1 - box.x0, box.y1 - box.y0
+    area = float(mask_area) if mask_area is not None else math.pi / 4 * width * height
+    size = LesionSize(
+        measured_on="mask" if mask_area is not None else "box",
+        width_px=width,
+        height_px=height,
+        area_px=round(area, 1),
+    )
+    if spacing is None:
+        return size
+    row_mm, column_mm = spacing
+    return size.model_copy(
+        update={
+            "width_mm": round(width * column_mm, 2),
+            "height_mm": round(height * row_mm, 2),
+            "area_mm2": round(area * row_mm * column_mm, 2),
+        }
     )

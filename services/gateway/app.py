@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypedDict, get_args
@@ -14,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from opentelemetry.sdk.trace import TracerProvider
 
 from branet_gateway.admission import AdmissionControl, rate_limit_storage
-from branet_gateway.analyses import AnalysisService, BlobStream
+from branet_gateway.analyses import AnalysisRequest, AnalysisService, BlobStream
 from branet_gateway.auth import CurrentUser, FirebaseTokenVerifier
 from branet_gateway.client_address import ClientAddressMiddleware
 from branet_gateway.metrics import GatewayMetrics
@@ -208,7 +209,6 @@ def create_app(
                 }
                 background.cancel_scope.cancel()
         finally:
-            validator.close()
             await http.aclose()
             await results.close()
             await blobs.close()
@@ -240,7 +240,29 @@ def create_app(
 
 # 16 points of `65535,65535,1;` each, and spaces.
 MAX_POINTS_FIELD = 512
-ANALYSIS_FIELDS = ("file", "modality", "extract_roi", "box", "points", "explain")
+ANALYSIS_FIELDS = (
+    "file",
+    "modality",
+    "extract_roi",
+    "box",
+    "points",
+    "explain",
+    "frame",
+    "pixel_spacing",
+)
+SPACING_PATTERN = r"^ *[0-9]+(\.[0-9]+)? *, *[0-9]+(\.[0-9]+)? *$"
+
+
+def parse_pixel_spacing(text: str | None) -> tuple[float, float] | None:
+    """`row,column` in mm per pixel, as DICOM's PixelSpacing: each above 0 and below 10."""
+    if text is None or not text.strip():
+        return None
+    if re.fullmatch(SPACING_PATTERN, text) is None:
+        raise InvalidParameter("pixel_spacing must be two decimals: row_mm,column_mm")
+    row, column = (float(part) for part in text.split(","))
+    if not (0 < row < 10 and 0 < column < 10):
+        raise InvalidParameter("pixel_spacing: each spacing is above 0 and below 10 mm")
+    return row, column
 
 
 def parse_idempotency_key(value: str | None) -> str | None:
@@ -282,7 +304,13 @@ def _add_analysis_routes(app: FastAPI) -> None:
         analyses: Analyses,
         admission: Admission,
         response: Response,
-        file: Annotated[UploadFile, File(description="JPEG or PNG, at most 10 MB")],
+        file: Annotated[
+            UploadFile,
+            File(
+                description="JPEG, PNG or DICOM Part 10 (its rendered frame is kept, never the"
+                " file), at most 10 MB"
+            ),
+        ],
         modality: Annotated[Modality, Form()],
         extract_roi: Annotated[bool, Form(description="extract the lesion with SAM first")] = False,
         box: Annotated[
@@ -304,6 +332,18 @@ def _add_analysis_routes(app: FastAPI) -> None:
         explain: Annotated[
             bool, Form(description="store a Grad-CAM heatmap of the decision (`/heatmap`)")
         ] = False,
+        frame: Annotated[
+            int, Form(ge=0, le=100_000, description="which frame of a multi-frame DICOM file")
+        ] = 0,
+        pixel_spacing: Annotated[
+            str | None,
+            Form(
+                description="row_mm,column_mm per pixel, to measure the lesion in mm (a DICOM"
+                " file's own PixelSpacing is used without it)",
+                max_length=64,
+                json_schema_extra={"pattern": SPACING_PATTERN, "examples": ["0.07,0.07"]},
+            ),
+        ] = None,
         idempotency_key: Annotated[
             str | None,
             Header(
@@ -320,9 +360,10 @@ def _add_analysis_routes(app: FastAPI) -> None:
         client = request.client.host if request.client else "unknown"
         async with admission.admit(user.id, client):
             data = await file.read(analyses.validator.limits.max_bytes + 1)
-            created = await analyses.create(
-                user.id, data, modality, extract_roi, prompt, explain, key
+            wanted = AnalysisRequest(
+                modality, extract_roi, prompt, explain, frame, parse_pixel_spacing(pixel_spacing)
             )
+            created = await analyses.create(user.id, data, wanted, key)
         response.headers["Location"] = f"/v1/analyses/{created.analysis.id}"
         if created.replayed:
             response.headers["Idempotent-Replayed"] = "true"

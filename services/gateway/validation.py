@@ -12,11 +12,20 @@ import asyncio
 import multiprocessing
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from functools import cache
 
 from pebble import ProcessExpired, ProcessPool
 
-from branet_shared.errors import InvalidImage
-from branet_shared.images import CONTENT_TYPES, DecodeLimits, ImageFormat, validate_image
+from branet_shared.dicom import is_dicom, render_dicom
+from branet_shared.errors import InvalidImage, PayloadTooLarge
+from branet_shared.images import (
+    CONTENT_TYPES,
+    DecodeLimits,
+    ImageFormat,
+    encode_png,
+    validate_image,
+)
+from branet_shared.schemas import DicomInfo
 
 
 @dataclass(frozen=True)
@@ -28,11 +37,22 @@ class ImageFacts:
 
 
 @dataclass(frozen=True)
+class Validated:
+    """What a worker hands back: the facts, and for a DICOM file its rendering and tags."""
+
+    facts: ImageFacts
+    rendered_png: bytes | None = None
+    dicom: DicomInfo | None = None
+
+
+@dataclass(frozen=True)
 class Upload:
-    """An upload that passed validation: its bytes and what validation learnt of them."""
+    """An upload that passed validation: the image's bytes (a DICOM file's rendered frame, as
+    PNG: the file itself is dropped here) and what validation learnt of them."""
 
     data: bytes
     facts: ImageFacts
+    dicom: DicomInfo | None = None
 
     @property
     def format(self) -> ImageFormat:
@@ -55,32 +75,52 @@ class Upload:
         return self.facts.height
 
 
-def image_facts(data: bytes, limits: DecodeLimits) -> ImageFacts:
-    """Validate fully (in a worker); the facts, or the 4xx problem it raised."""
+def validated(data: bytes, limits: DecodeLimits, frame: int) -> Validated:
+    """Validate fully (in a worker): the facts, or the 4xx problem it raised."""
+    if is_dicom(data):
+        if len(data) > limits.max_bytes:
+            raise PayloadTooLarge(f"images may be at most {limits.max_bytes} bytes")
+        rendered = render_dicom(
+            data,
+            frame=frame,
+            max_pixels=limits.max_pixels,
+            max_decoded_bytes=limits.max_decoded_bytes,
+        )
+        png = encode_png(rendered.image)
+        upload = validate_image(png, limits)  # the rendering, checked as any upload is
+        facts = ImageFacts("png", upload.sha256, upload.width, upload.height)
+        return Validated(facts, png, rendered.info)
     upload = validate_image(data, limits)
-    return ImageFacts(upload.format, upload.sha256, upload.width, upload.height)
+    return Validated(ImageFacts(upload.format, upload.sha256, upload.width, upload.height))
+
+
+@cache
+def worker_pool(workers: int) -> ProcessPool:
+    """One pool per process, its workers started as needed and replaced when killed."""
+    # forkserver: the gateway has threads, which a plain fork would copy mid-lock; the server
+    # imports the decoders once, so that a replaced worker starts in milliseconds.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return ProcessPool(max_workers=workers, context=context)
 
 
 class Validator:
     def __init__(self, limits: DecodeLimits, workers: int, timeout_s: float) -> None:
         self.limits = limits
         self.timeout_s = timeout_s
-        # forkserver: the gateway has threads, which a plain fork would copy mid-lock.
-        context = multiprocessing.get_context("forkserver")
-        self.pool = ProcessPool(max_workers=workers, context=context)
+        self.pool = worker_pool(workers)
 
-    async def validate(self, data: bytes) -> Upload:
-        future = self.pool.schedule(image_facts, args=(data, self.limits), timeout=self.timeout_s)
+    async def validate(self, data: bytes, frame: int = 0) -> Upload:
+        """`frame`: which frame of a multi-frame DICOM file (from 0)."""
+        future = self.pool.schedule(
+            validated, args=(data, self.limits, frame), timeout=self.timeout_s
+        )
         try:
-            facts = await asyncio.wrap_future(future)
+            result = await asyncio.wrap_future(future)
         except FutureTimeout:
             raise InvalidImage(
                 f"the image did not decode within {self.timeout_s:g} s; it is refused"
             ) from None
         except ProcessExpired:  # killed from outside: out of memory
             raise InvalidImage("the image could not be decoded within the memory allowed") from None
-        return Upload(data, facts)
-
-    def close(self) -> None:
-        self.pool.stop()  # type: ignore[no-untyped-call]
-        self.pool.join(timeout=5)
+        return Upload(result.rendered_png or data, result.facts, result.dicom)

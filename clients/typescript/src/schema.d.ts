@@ -172,6 +172,17 @@ export interface components {
          *       "confidence": 0.91,
          *       "created_at": "2026-11-26T15:30:00.123456Z",
          *       "decision_threshold": 0.3587,
+         *       "dicom": {
+         *         "frame": 0,
+         *         "frames": 1,
+         *         "manufacturer": "ACME Ultrasound",
+         *         "modality": "US",
+         *         "photometric_interpretation": "RGB",
+         *         "pixel_spacing_mm": [
+         *           0.07,
+         *           0.07
+         *         ]
+         *       },
          *       "id": "5f0c6c1e0b6e4a57a1d8a5d8c1e2f3a4",
          *       "image": {
          *         "content_type": "image/png",
@@ -222,7 +233,16 @@ export interface components {
          *           "size": 1432,
          *           "url": "/v1/analyses/5f0c6c1e0b6e4a57a1d8a5d8c1e2f3a4/mask"
          *         },
-         *         "score": 0.93
+         *         "score": 0.93,
+         *         "size": {
+         *           "area_mm2": 105.25,
+         *           "area_px": 21480,
+         *           "height_mm": 10.64,
+         *           "height_px": 152,
+         *           "measured_on": "mask",
+         *           "width_mm": 13.3,
+         *           "width_px": 190
+         *         }
          *       },
          *       "status": "completed",
          *       "timings": {
@@ -256,6 +276,8 @@ export interface components {
              * @default 0.5
              */
             decision_threshold: number;
+            /** @description for a DICOM upload: the image is its rendered frame (PNG) */
+            dicom: components["schemas"]["DicomInfo"] | null;
             /** @description Grad-CAM of the decision over the classified image */
             heatmap: components["schemas"]["StoredBlob"] | null;
             /** Id */
@@ -308,10 +330,22 @@ export interface components {
             extract_roi?: boolean;
             /**
              * File
-             * @description JPEG or PNG, at most 10 MB
+             * @description JPEG, PNG or DICOM Part 10 (its rendered frame is kept, never the file), at most 10 MB
              */
             file: Blob;
+            /**
+             * Frame
+             * @description which frame of a multi-frame DICOM file
+             * @default 0
+             */
+            frame?: number;
             modality: components["schemas"]["Modality"];
+            /**
+             * Pixel Spacing
+             * @description row_mm,column_mm per pixel, to measure the lesion in mm (a DICOM file's own PixelSpacing is used without it)
+             * @example 0.07,0.07
+             */
+            pixel_spacing?: string | null;
             /**
              * Points
              * @description x,y,label;... points on (1) or off (0) the lesion; implies ROI
@@ -358,10 +392,62 @@ export interface components {
             ok: boolean;
         };
         /**
+         * DicomInfo
+         * @description What a DICOM upload said that identifies no one; the file itself is not kept.
+         */
+        DicomInfo: {
+            /**
+             * Frame
+             * @description the frame analysed, from 0
+             * @default 0
+             */
+            frame: number;
+            /**
+             * Frames
+             * @default 1
+             */
+            frames: number;
+            /** Manufacturer */
+            manufacturer: string | null;
+            /** Modality */
+            modality: string | null;
+            /** Photometric Interpretation */
+            photometric_interpretation: string | null;
+            /**
+             * Pixel Spacing Mm
+             * @description [row, column] spacing: PixelSpacing or ImagerPixelSpacing
+             */
+            pixel_spacing_mm: number[] | null;
+        };
+        /**
          * Label
          * @enum {string}
          */
         Label: "benign" | "malignant";
+        /**
+         * LesionSize
+         * @description The lesion's extent: in pixels always, in millimetres where a pixel spacing is known.
+         */
+        LesionSize: {
+            /** Area Mm2 */
+            area_mm2: number | null;
+            /** Area Px */
+            area_px: number;
+            /** Height Mm */
+            height_mm: number | null;
+            /** Height Px */
+            height_px: number;
+            /**
+             * Measured On
+             * @description mask: the segmenter's outline; box: the caller's box (its inscribed ellipse for the area)
+             * @enum {string}
+             */
+            measured_on: "mask" | "box";
+            /** Width Mm */
+            width_mm: number | null;
+            /** Width Px */
+            width_px: number;
+        };
         /** Liveness */
         Liveness: {
             /** Service */
@@ -541,6 +627,7 @@ export interface components {
              * @description SAM's predicted IoU
              */
             score: number | null;
+            size: components["schemas"]["LesionSize"] | null;
         };
         /** StageModels */
         StageModels: {
