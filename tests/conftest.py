@@ -76,3 +76,21 @@ async def serve() -> AsyncIterator[Serve]:
             return httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
 
         yield start
+    forget_fastapi_endpoints()
+
+
+def forget_fastapi_endpoints() -> None:
+    """FastAPI classifies endpoints in module-level lru_caches (4096 each) keyed by the
+    endpoint function, whose closure holds its app: a run that builds hundreds of apps kept
+    every one alive, with its models (23 GB, and the OOM killer). One app per process in
+    production never notices; tests let go of each app this way."""
+    import sys
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("fastapi") and module is not None:
+            for value in vars(module).values():
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
+    import fastapi.routing
+
+    fastapi.routing._endpoint_context_cache.clear()
