@@ -171,6 +171,7 @@ def create_app(
         validator = Validator(
             settings.decode_limits, settings.validate_workers, settings.validate_timeout_s
         )
+        await validator.warm_up(settings.validate_workers)
 
         analyses = AnalysisService(
             blobs,

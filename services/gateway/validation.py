@@ -94,6 +94,10 @@ def validated(data: bytes, limits: DecodeLimits, frame: int) -> Validated:
     return Validated(ImageFacts(upload.format, upload.sha256, upload.width, upload.height))
 
 
+def _ready() -> bool:
+    return True
+
+
 @cache
 def worker_pool(workers: int) -> ProcessPool:
     """One pool per process, its workers started as needed and replaced when killed."""
@@ -109,6 +113,12 @@ class Validator:
         self.limits = limits
         self.timeout_s = timeout_s
         self.pool = worker_pool(workers)
+
+    async def warm_up(self, workers: int) -> None:
+        """Start the workers now (the forkserver and its imports take a second or two), so
+        that the first uploads after a start do not wait for them."""
+        futures = [self.pool.schedule(_ready) for _ in range(workers)]
+        await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
 
     async def validate(self, data: bytes, frame: int = 0) -> Upload:
         """`frame`: which frame of a multi-frame DICOM file (from 0)."""
