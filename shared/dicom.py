@@ -34,6 +34,7 @@ from pydicom.uid import (
 )
 
 from branet_shared.errors import InvalidImage, InvalidParameter, UnsupportedMediaType
+from branet_shared.images import DecodeLimits, check_size, plausible_spacing
 from branet_shared.schemas import DicomInfo
 
 DICOM_MAGIC_OFFSET = 128
@@ -62,14 +63,12 @@ class RenderedDicom:
     info: DicomInfo
 
 
-def render_dicom(
-    data: bytes, *, frame: int = 0, max_pixels: int, max_decoded_bytes: int
-) -> RenderedDicom:
+def render_dicom(data: bytes, limits: DecodeLimits, frame: int = 0) -> RenderedDicom:
     dataset = _read(data)
     syntax = dataset.file_meta.get("TransferSyntaxUID")
     if syntax not in SUPPORTED_TRANSFER_SYNTAXES:
         raise UnsupportedMediaType(f"DICOM transfer syntax {syntax} is not supported")
-    frames = _check_declared_size(dataset, max_pixels, max_decoded_bytes)
+    frames = _check_declared_size(dataset, limits)
     if not 0 <= frame < frames:
         raise InvalidParameter(f"frame: the file has {frames} frame(s), numbered from 0")
     try:
@@ -97,7 +96,8 @@ def _read(data: bytes) -> pydicom.Dataset:
     return dataset
 
 
-def _check_declared_size(dataset: pydicom.Dataset, max_pixels: int, max_bytes: int) -> int:
+def _check_declared_size(dataset: pydicom.Dataset, limits: DecodeLimits) -> int:
+    """The number of frames, once one frame's declared size is within the limits."""
     try:
         rows, columns = int(dataset.Rows), int(dataset.Columns)
         samples = int(dataset.get("SamplesPerPixel", 1))
@@ -107,14 +107,7 @@ def _check_declared_size(dataset: pydicom.Dataset, max_pixels: int, max_bytes: i
         raise InvalidImage("the DICOM file does not say its image's size") from None
     if rows < 1 or columns < 1 or frames < 1 or samples not in (1, 3) or bits not in (8, 16):
         raise InvalidImage("the DICOM image's declared size or depth is not one of an image")
-    if rows * columns > max_pixels:
-        raise InvalidImage(f"image is {columns}×{rows} pixels; at most {max_pixels} are accepted")
-    frame_bytes = rows * columns * samples * (bits // 8)
-    if frame_bytes > max_bytes:
-        raise InvalidImage(
-            f"a frame would decode to {frame_bytes // 2**20} MiB; at most"
-            f" {max_bytes // 2**20} MiB are accepted"
-        )
+    check_size(columns, rows, rows * columns * samples * (bits // 8), limits)
     return frames
 
 
@@ -160,7 +153,7 @@ def _spacing(dataset: pydicom.Dataset) -> tuple[float, float] | None:
         row, column = (float(value) for value in spacing)
     except (TypeError, ValueError):
         return None
-    return (row, column) if 0 < row < 10 and 0 < column < 10 else None
+    return (row, column) if plausible_spacing(row, column) else None
 
 
 def _text(value: object) -> str | None:

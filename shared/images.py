@@ -7,6 +7,7 @@ problem the client can act on, before any byte is stored.
 
 import hashlib
 import io
+import re
 import struct
 import warnings
 import zlib
@@ -24,7 +25,7 @@ from branet_shared.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from branet_shared.schemas import BoundingBox, Point, Prompt
+from branet_shared.schemas import SPACING_PATTERN, BoundingBox, Point, Prompt
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 # A 4096×5120 full-field mammogram is 21 MP; 50 MP leaves room and stops decompression bombs.
@@ -89,10 +90,7 @@ class DecodeLimits:
 
 
 def validate_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> ValidatedImage:
-    if not data:
-        raise InvalidImage("the file is empty")
-    if len(data) > limits.max_bytes:
-        raise PayloadTooLarge(f"images may be at most {limits.max_bytes} bytes")
+    check_file_size(data, limits)
     fmt = sniff_format(data)
     if fmt == "png":
         check_png_structure(data)
@@ -106,6 +104,13 @@ def validate_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Valida
     return ValidatedImage(
         data=data, format=fmt, sha256=hashlib.sha256(data).hexdigest(), image=normalised
     )
+
+
+def check_file_size(data: bytes, limits: DecodeLimits) -> None:
+    if not data:
+        raise InvalidImage("the file is empty")
+    if len(data) > limits.max_bytes:
+        raise PayloadTooLarge(f"images may be at most {limits.max_bytes} bytes")
 
 
 def check_jpeg_structure(data: bytes, max_scans: int = MAX_JPEG_SCANS) -> None:
@@ -204,7 +209,8 @@ def _decode(data: bytes, fmt: ImageFormat, limits: DecodeLimits) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[fmt.upper()])
-            _check_size(data, image, limits)  # on the header, before a pixel is decompressed
+            # On the header, before a pixel is decompressed.
+            check_size(*image.size, decoded_bytes(data, image), limits)
             image.load()
     except InvalidImage:
         raise
@@ -218,15 +224,15 @@ def _decode(data: bytes, fmt: ImageFormat, limits: DecodeLimits) -> Image.Image:
         return image
 
 
-def _check_size(data: bytes, image: Image.Image, limits: DecodeLimits) -> None:
-    width, height = image.size
+def check_size(width: int, height: int, decoded: int, limits: DecodeLimits) -> None:
+    """A picture's declared size against the limits: pixels, and bytes once decoded."""
     if width < 1 or height < 1 or width * height > limits.max_pixels:
         raise InvalidImage(
             f"image is {width}×{height} pixels; at most {limits.max_pixels} pixels are accepted"
         )
-    if (size := decoded_bytes(data, image)) > limits.max_decoded_bytes:
+    if decoded > limits.max_decoded_bytes:
         raise InvalidImage(
-            f"image would decode to {size // 2**20} MiB; at most"
+            f"image would decode to {decoded // 2**20} MiB; at most"
             f" {limits.max_decoded_bytes // 2**20} MiB are accepted"
         )
 
@@ -285,6 +291,27 @@ def encode_png(image: Image.Image) -> bytes:
 def parse_prompt(box: str | None, points: str | None) -> Prompt:
     """The optional `box` and `points` form fields of a SAM prompt."""
     return Prompt(box=parse_box(box), points=parse_points(points))
+
+
+# A pixel spacing in mm outside (0, 10) is a file's or a caller's mistake, not a scanner's.
+MAX_PIXEL_SPACING_MM = 10.0
+
+
+def plausible_spacing(row_mm: float, column_mm: float) -> bool:
+    return 0 < row_mm < MAX_PIXEL_SPACING_MM and 0 < column_mm < MAX_PIXEL_SPACING_MM
+
+
+def parse_pixel_spacing(text: str | None) -> tuple[float, float] | None:
+    """The optional `pixel_spacing` form field, `row,column` in mm per pixel (as DICOM's
+    PixelSpacing)."""
+    if text is None or not text.strip():
+        return None
+    if re.fullmatch(SPACING_PATTERN, text) is None:
+        raise InvalidParameter("pixel_spacing must be two decimals: row_mm,column_mm")
+    row, column = (float(part) for part in text.split(","))
+    if not plausible_spacing(row, column):
+        raise InvalidParameter("pixel_spacing: each spacing is above 0 and below 10 mm")
+    return row, column
 
 
 def parse_box(text: str | None) -> BoundingBox | None:

@@ -34,6 +34,7 @@ _INTEGER, _LABEL = r" *[0-9]+ *", r" *[01] *"
 BOX_PATTERN = f"^{_INTEGER},{_INTEGER},{_INTEGER},{_INTEGER}$"
 _POINT = f"{_INTEGER},{_INTEGER}(,{_LABEL})?"
 POINTS_PATTERN = f"^{_POINT}(;{_POINT})*$"
+SPACING_PATTERN = r"^ *[0-9]+(\.[0-9]+)? *, *[0-9]+(\.[0-9]+)? *$"
 
 
 class Problem(Schema):

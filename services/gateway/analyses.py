@@ -119,13 +119,6 @@ class AnalysisRequest:
 
 
 @dataclass(frozen=True)
-class Stopwatches:
-    validation: Stopwatch
-    storing: Stopwatch
-    total: Stopwatch
-
-
-@dataclass(frozen=True)
 class BlobStream:
     """A stored blob: what its record says of it, and its bytes, read only when iterated."""
 
@@ -277,73 +270,53 @@ class AnalysisService:
         """Blobs first, then the record; on any failure, remove the blobs already written."""
         analysis_id = uuid.uuid4().hex
         with self.stages.timed("store") as storing:
-            return await self._write(
-                owner,
-                analysis_id,
-                upload,
-                request,
-                outcome,
-                Stopwatches(validation, storing, total),
-                key,
-            )
-
-    async def _write(
-        self,
-        owner: str,
-        analysis_id: str,
-        upload: Upload,
-        request: AnalysisRequest,
-        outcome: ModelOutcome,
-        watches: "Stopwatches",
-        key: IdempotencyKey | None,
-    ) -> Analysis:
-        try:
-            for blob in outcome.blobs:
-                name = blob_key(owner, analysis_id, blob.kind)
-                with self.metrics.store_call("blob", "put"):
-                    await self.blobs.put(name, blob.data, blob.content_type)
-            stored = {blob.kind: blob.stored_blob(analysis_id) for blob in outcome.blobs}
-            result = outcome.classification
-            roi = _region(outcome, request.prompt, stored, _spacing(request, upload))
-            analysis = Analysis(
-                id=analysis_id,
-                owner=owner,
-                modality=request.modality,
-                label=result.label,
-                probabilities=result.probabilities,
-                confidence=result.confidence,
-                decision_threshold=result.decision_threshold,
-                roi=roi,
-                heatmap=stored.get("heatmap"),
-                models=StageModels(
-                    classifier=result.model,
-                    segmenter=outcome.segmentation.model if outcome.segmentation else None,
-                ),
-                caveats=[*result.caveats, *_input_caveats(roi, outcome.unrefined)],
-                image=StoredImage(
-                    **stored["image"].model_dump(),
-                    width=upload.width,
-                    height=upload.height,
-                    format=upload.format,
-                ),
-                dicom=upload.dicom,
-                # The record insert is the last step; its own few ms are not counted.
-                timings=Timings(
-                    validate_ms=watches.validation.ms,
-                    segment_ms=outcome.segment_ms,
-                    classify_ms=outcome.classify_ms,
-                    store_ms=watches.storing.lap_ms(),
-                    total_ms=watches.total.lap_ms(),
-                ),
-                created_at=self.clock(),
-            )
-            with self.metrics.store_call("result", "add"):
-                await self.results.add(analysis, key)
-        except BaseException:
-            # Shielded: a cancelled request must still take its blobs with it.
-            with anyio.CancelScope(shield=True):
-                await self._remove_blobs(analysis_prefix(owner, analysis_id))
-            raise
+            try:
+                for blob in outcome.blobs:
+                    name = blob_key(owner, analysis_id, blob.kind)
+                    with self.metrics.store_call("blob", "put"):
+                        await self.blobs.put(name, blob.data, blob.content_type)
+                stored = {blob.kind: blob.stored_blob(analysis_id) for blob in outcome.blobs}
+                result = outcome.classification
+                roi = _region(outcome, request.prompt, stored, _spacing(request, upload))
+                analysis = Analysis(
+                    id=analysis_id,
+                    owner=owner,
+                    modality=request.modality,
+                    label=result.label,
+                    probabilities=result.probabilities,
+                    confidence=result.confidence,
+                    decision_threshold=result.decision_threshold,
+                    roi=roi,
+                    heatmap=stored.get("heatmap"),
+                    models=StageModels(
+                        classifier=result.model,
+                        segmenter=outcome.segmentation.model if outcome.segmentation else None,
+                    ),
+                    caveats=[*result.caveats, *_input_caveats(roi, outcome.unrefined)],
+                    image=StoredImage(
+                        **stored["image"].model_dump(),
+                        width=upload.width,
+                        height=upload.height,
+                        format=upload.format,
+                    ),
+                    dicom=upload.dicom,
+                    # The record insert is the last step; its own few ms are not counted.
+                    timings=Timings(
+                        validate_ms=validation.ms,
+                        segment_ms=outcome.segment_ms,
+                        classify_ms=outcome.classify_ms,
+                        store_ms=storing.lap_ms(),
+                        total_ms=total.lap_ms(),
+                    ),
+                    created_at=self.clock(),
+                )
+                with self.metrics.store_call("result", "add"):
+                    await self.results.add(analysis, key)
+            except BaseException:
+                # Shielded: a cancelled request must still take its blobs with it.
+                with anyio.CancelScope(shield=True):
+                    await self._remove_blobs(analysis_prefix(owner, analysis_id))
+                raise
         return analysis
 
     async def _remove_blobs(self, prefix: str) -> None:

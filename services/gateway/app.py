@@ -2,7 +2,6 @@
 
 import logging
 import os
-import re
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypedDict, get_args
@@ -40,11 +39,12 @@ from branet_shared.errors import (
     Unauthenticated,
     problem_responses,
 )
-from branet_shared.images import parse_prompt
+from branet_shared.images import parse_pixel_spacing, parse_prompt
 from branet_shared.metrics import Stages
 from branet_shared.schemas import (
     BOX_PATTERN,
     POINTS_PATTERN,
+    SPACING_PATTERN,
     Analysis,
     AnalysisPage,
     CheckResult,
@@ -171,7 +171,7 @@ def create_app(
         validator = Validator(
             settings.decode_limits, settings.validate_workers, settings.validate_timeout_s
         )
-        await validator.warm_up(settings.validate_workers)
+        await validator.warm_up()
 
         analyses = AnalysisService(
             blobs,
@@ -251,19 +251,6 @@ ANALYSIS_FIELDS = (
     "frame",
     "pixel_spacing",
 )
-SPACING_PATTERN = r"^ *[0-9]+(\.[0-9]+)? *, *[0-9]+(\.[0-9]+)? *$"
-
-
-def parse_pixel_spacing(text: str | None) -> tuple[float, float] | None:
-    """`row,column` in mm per pixel, as DICOM's PixelSpacing: each above 0 and below 10."""
-    if text is None or not text.strip():
-        return None
-    if re.fullmatch(SPACING_PATTERN, text) is None:
-        raise InvalidParameter("pixel_spacing must be two decimals: row_mm,column_mm")
-    row, column = (float(part) for part in text.split(","))
-    if not (0 < row < 10 and 0 < column < 10):
-        raise InvalidParameter("pixel_spacing: each spacing is above 0 and below 10 mm")
-    return row, column
 
 
 def parse_idempotency_key(value: str | None) -> str | None:

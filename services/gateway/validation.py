@@ -9,6 +9,7 @@ pixels: the models decode the image themselves.
 """
 
 import asyncio
+import hashlib
 import multiprocessing
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -17,11 +18,12 @@ from functools import cache
 from pebble import ProcessExpired, ProcessPool
 
 from branet_shared.dicom import is_dicom, render_dicom
-from branet_shared.errors import InvalidImage, PayloadTooLarge
+from branet_shared.errors import InvalidImage
 from branet_shared.images import (
     CONTENT_TYPES,
     DecodeLimits,
     ImageFormat,
+    check_file_size,
     encode_png,
     validate_image,
 )
@@ -78,17 +80,12 @@ class Upload:
 def validated(data: bytes, limits: DecodeLimits, frame: int) -> Validated:
     """Validate fully (in a worker): the facts, or the 4xx problem it raised."""
     if is_dicom(data):
-        if len(data) > limits.max_bytes:
-            raise PayloadTooLarge(f"images may be at most {limits.max_bytes} bytes")
-        rendered = render_dicom(
-            data,
-            frame=frame,
-            max_pixels=limits.max_pixels,
-            max_decoded_bytes=limits.max_decoded_bytes,
-        )
+        check_file_size(data, limits)
+        rendered = render_dicom(data, limits, frame)
         png = encode_png(rendered.image)
-        upload = validate_image(png, limits)  # the rendering, checked as any upload is
-        facts = ImageFacts("png", upload.sha256, upload.width, upload.height)
+        check_file_size(png, limits)  # what the models are sent must fit their limit too
+        sha256 = hashlib.sha256(png).hexdigest()
+        facts = ImageFacts("png", sha256, rendered.image.width, rendered.image.height)
         return Validated(facts, png, rendered.info)
     upload = validate_image(data, limits)
     return Validated(ImageFacts(upload.format, upload.sha256, upload.width, upload.height))
@@ -112,12 +109,13 @@ class Validator:
     def __init__(self, limits: DecodeLimits, workers: int, timeout_s: float) -> None:
         self.limits = limits
         self.timeout_s = timeout_s
+        self.workers = workers
         self.pool = worker_pool(workers)
 
-    async def warm_up(self, workers: int) -> None:
+    async def warm_up(self) -> None:
         """Start the workers now (the forkserver and its imports take a second or two), so
         that the first uploads after a start do not wait for them."""
-        futures = [self.pool.schedule(_ready) for _ in range(workers)]
+        futures = [self.pool.schedule(_ready) for _ in range(self.workers)]
         await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
 
     async def validate(self, data: bytes, frame: int = 0) -> Upload:

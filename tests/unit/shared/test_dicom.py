@@ -6,15 +6,16 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from branet_shared.dicom import is_dicom, render_dicom
 from branet_shared.errors import BraNetError, InvalidImage, InvalidParameter, UnsupportedMediaType
+from branet_shared.images import DecodeLimits
 from tests.dicom_files import gray_dicom, jpeg_dicom, rgb_dicom, with_transfer_syntax
 from tests.images import gray_png
 
-LIMITS = {"max_pixels": 50_000_000, "max_decoded_bytes": 64 * 2**20}
+LIMITS = DecodeLimits()
 RAMP = (np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 10).astype(np.uint16)
 
 
 def pixels_of(data: bytes, **options: int) -> np.ndarray:
-    return np.asarray(render_dicom(data, **LIMITS, **options).image)
+    return np.asarray(render_dicom(data, LIMITS, **options).image)
 
 
 def test_only_part_10_files_are_dicom() -> None:
@@ -23,7 +24,7 @@ def test_only_part_10_files_are_dicom() -> None:
 
 
 def test_a_16_bit_frame_is_rendered_through_its_window() -> None:
-    rendered = render_dicom(gray_dicom(RAMP, window=(15000, 10000)), **LIMITS)
+    rendered = render_dicom(gray_dicom(RAMP, window=(15000, 10000)), LIMITS)
 
     pixels = np.asarray(rendered.image)
     assert rendered.image.mode == "L"
@@ -35,7 +36,7 @@ def test_a_16_bit_frame_is_rendered_through_its_window() -> None:
 
 
 def test_the_kept_tags_identify_no_one() -> None:
-    info = render_dicom(gray_dicom(RAMP), **LIMITS).info
+    info = render_dicom(gray_dicom(RAMP), LIMITS).info
 
     assert info.model_dump() == {
         "modality": "US",
@@ -72,7 +73,7 @@ def test_a_chosen_frame_of_a_multi_frame_file() -> None:
 
     assert np.array_equal(first, second[::-1])
     with pytest.raises(InvalidParameter, match="2 frame"):
-        render_dicom(data, frame=2, **LIMITS)
+        render_dicom(data, LIMITS, frame=2)
 
 
 @pytest.mark.parametrize(
@@ -90,11 +91,11 @@ def test_a_chosen_frame_of_a_multi_frame_file() -> None:
 )  # fmt: skip
 def test_hostile_files_are_refused(name: str, data: bytes, error: type[BraNetError]) -> None:
     with pytest.raises(error) as caught:
-        render_dicom(data, **LIMITS)
+        render_dicom(data, LIMITS)
 
     assert 400 <= caught.value.status < 500
     assert "DOE" not in caught.value.detail
 
 
 def test_a_plain_file_claims_an_uncompressed_syntax() -> None:
-    assert render_dicom(with_transfer_syntax(gray_dicom(RAMP), ExplicitVRLittleEndian), **LIMITS)
+    assert render_dicom(with_transfer_syntax(gray_dicom(RAMP), ExplicitVRLittleEndian), LIMITS)
