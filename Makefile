@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= gateway,classifier,segmenter,dev
 # Strict editable installs link each file: re-install when a package folder gains or loses one.
-PACKAGE_DIRS := shared runtime services/gateway services/gateway/storage services/classifier \
+PACKAGE_DIRS := shared runtime services/gateway services/gateway/storage services/gateway/web \
+	services/gateway/web/js services/gateway/web/vendor services/classifier \
 	services/segmenter cli training training/classifier training/segmenter
 
 INFRA_VENV ?= .venv-infra

@@ -4,6 +4,8 @@ import argparse
 import importlib.metadata
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -97,19 +99,37 @@ class BodySizeLimitMiddleware:
         return PayloadTooLarge(f"request bodies may be at most {self.max_bytes} bytes")
 
 
-class SecurityHeadersMiddleware:
-    """Headers every response gets, errors included (`branet_shared.headers`)."""
+@dataclass(frozen=True)
+class PagePolicy:
+    """A browser page's own content security policy, for its exact paths and path prefixes;
+    its files may be cached (revalidated: `no-cache`), unlike API answers."""
 
-    def __init__(self, app: ASGIApp, docs_paths: tuple[str, ...] = ("/docs", "/static-")) -> None:
+    policy: str
+    paths: frozenset[str]
+    prefixes: tuple[str, ...]
+
+    def covers(self, path: str) -> bool:
+        return path in self.paths or path.startswith(self.prefixes)
+
+
+DOCS_PAGE = PagePolicy(DOCS_POLICY, frozenset(), ("/docs", "/static-"))
+
+
+class SecurityHeadersMiddleware:
+    """Headers every response gets, errors included (`branet_shared.headers`): API answers
+    are never cached; a page's files are revalidated."""
+
+    def __init__(self, app: ASGIApp, pages: Sequence[PagePolicy] = (DOCS_PAGE,)) -> None:
         self.app = app
-        self.docs_paths = docs_paths
+        self.pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_docs = scope["path"].startswith(self.docs_paths)
-        policy = DOCS_POLICY if is_docs else API_POLICY
+        page = next((page for page in self.pages if page.covers(scope["path"])), None)
+        policy = API_POLICY if page is None else page.policy
+        caching = "no-store" if page is None else "no-cache"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -117,8 +137,8 @@ class SecurityHeadersMiddleware:
                 for name, value in COMMON_HEADERS:
                     headers.append(name.decode(), value.decode())
                 headers["content-security-policy"] = policy
-                if not is_docs and "cache-control" not in headers:
-                    headers["cache-control"] = "no-store"
+                if "cache-control" not in headers:
+                    headers["cache-control"] = caching
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -140,9 +160,11 @@ def create_service_app(
     metrics: ServiceMetrics,
     tracer_provider: TracerProvider | None,
     body_timeout_s: float = 120.0,
+    pages: Sequence[PagePolicy] = (),
 ) -> FastAPI:
     """A FastAPI app with offline docs, problem+json errors, request ids, a body limit,
-    Prometheus series at `/metrics` and, where a provider is given, traces."""
+    Prometheus series at `/metrics` and, where a provider is given, traces; `pages` are the
+    app's browser pages besides the docs, each with its own policy."""
     app = FastAPIOffline(
         title=title,
         version=VERSION,
@@ -163,7 +185,7 @@ def create_service_app(
     # Around everything else: the trace starts before the rest runs, and every log line has it
     # (the instrumentation must find Starlette's ServerErrorMiddleware on top, so it goes first).
     instrument_app(app, tracer_provider)
-    _wrap_outermost(app, SecurityHeadersMiddleware)
+    _wrap_outermost(app, partial(SecurityHeadersMiddleware, pages=(DOCS_PAGE, *pages)))
     return app
 
 

@@ -1,4 +1,5 @@
-"""The gateway's HTTP face: the public /v1 API, health, and the offline docs page."""
+"""The gateway's HTTP face: the public /v1 API, health, the offline docs and the clinician's
+page (`page.py`)."""
 
 import logging
 import os
@@ -19,6 +20,7 @@ from branet_gateway.auth import CurrentUser, FirebaseTokenVerifier
 from branet_gateway.client_address import ClientAddressMiddleware
 from branet_gateway.metrics import GatewayMetrics
 from branet_gateway.model_clients import ClassifierClient, SegmenterClient
+from branet_gateway.page import add_page_routes, page_policy
 from branet_gateway.service_auth import GoogleIdTokenAuth
 from branet_gateway.settings import GatewaySettings
 from branet_gateway.storage import BlobStore, ResultStore
@@ -222,6 +224,7 @@ def create_app(
         metrics=metrics,
         tracer_provider=provider,
         body_timeout_s=settings.body_timeout_s,
+        pages=[page_policy(settings)],
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -236,6 +239,7 @@ def create_app(
     app.add_middleware(ClientAddressMiddleware, hops=settings.proxy_hops)
     _add_analysis_routes(app)
     _add_service_routes(app)
+    add_page_routes(app)
     return app
 
 

@@ -68,6 +68,12 @@ class GatewaySettings(ConnectionSettings):
         "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
     )
     clock_skew_s: float = Field(60.0, ge=0, le=300)
+    # The page's Firebase web config (firebase): public values, as the Firebase console shows.
+    firebase_api_key: str = Field("", description="the web API key the page signs in with")
+    firebase_auth_domain: str = Field("", description="default: <project>.firebaseapp.com")
+    firebase_auth_emulator_url: str = Field(
+        "", description="the page signs in here instead of at Google (local development, tests)"
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="origins allowed by CORS; empty: CORS off"
     )
@@ -109,6 +115,10 @@ class GatewaySettings(ConnectionSettings):
     def _auth_is_safe(self) -> Self:
         if self.auth_mode == "firebase" and not self.firebase_project_id:
             raise ValueError("GATEWAY_FIREBASE_PROJECT_ID is required with auth_mode=firebase")
+        if self.firebase_auth_emulator_url and not self.firebase_auth_emulator_url.startswith(
+            ("http://127.0.0.1:", "http://localhost:")
+        ):
+            raise ValueError("GATEWAY_FIREBASE_AUTH_EMULATOR_URL must be a loopback http:// URL")
         if self.auth_mode == "none" and not self.on_loopback and not self.allow_insecure_no_auth:
             raise ValueError(
                 f"auth_mode=none on {self.host} would serve every caller as one user: bind to "
