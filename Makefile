@@ -12,7 +12,7 @@ INFRA_VENV ?= .venv-infra
 DOCKERFILES := services/gateway/Dockerfile services/classifier/Dockerfile \
 	services/segmenter/Dockerfile tools/firestore-emulator/Dockerfile
 
-.PHONY: up up-cloud down status logs install test lint static-checks compose-tool browser redis emulators typescript-client clean bench
+.PHONY: up up-cloud down status logs install test lint static-checks compose-tool browser redis emulators typescript-client web-vendor screenshots clean bench
 
 up: install  ## install, then start the three services on 127.0.0.1:8080-8082
 	$(BIN)/branet up
@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml training/pyproject.toml $(PACKAGE_DIRS)
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]' -e ./training --config-settings editable_mode=strict
 	touch $@
 
-test: install browser redis emulators lint static-checks typescript-client  ## install, lint, type-check, run every test
+test: install browser redis emulators lint static-checks typescript-client web-vendor  ## install, lint, type-check, run every test
 	$(BIN)/pytest
 
 lint: install
@@ -110,12 +110,34 @@ redis:  ## a real redis-server for the shared rate-limit tests (Debian package)
 			{ apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; }; \
 		else echo "note: install redis-server to run the shared rate-limit tests"; fi; }
 
-browser:  ## headless Chromium for the offline-docs test (Debian package)
-	@command -v chromium >/dev/null || { \
+browser:  ## headless Chromium and its driver, for the page and docs tests (Debian packages)
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get install -y -q chromium >/dev/null 2>&1 || \
-			{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
-		else echo "note: install Chromium to run the offline-docs test"; fi; }
+			apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+			{ apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+		else echo "note: install chromium and chromium-driver to run the browser tests"; fi; }
+
+# The page's one built file: the Firebase Auth SDK, bundled by esbuild from npm's packages
+# (clients/web). It must rebuild byte for byte from the lock file, like the TypeScript client.
+WEB_VENDOR := services/gateway/web/vendor/firebase-auth.js
+web-vendor: clients/web/node_modules/.installed  ## check the page's Firebase bundle rebuilds identically
+	@if [ -f clients/web/node_modules/.installed ]; then \
+		cp $(WEB_VENDOR) clients/web/node_modules/.committed.js && \
+		(cd clients/web && npm run --silent build >/dev/null 2>&1) && \
+		{ cmp -s $(WEB_VENDOR) clients/web/node_modules/.committed.js || { \
+			echo "$(WEB_VENDOR) is stale: cd clients/web && npm run build, then commit"; exit 1; }; } && \
+		echo "page's Firebase bundle: rebuilt identically"; \
+	fi
+
+clients/web/node_modules/.installed: clients/web/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd clients/web && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "note: install Node.js to check the page's Firebase bundle"; fi
+
+# The README's screenshots of the page, at phone and desktop width, from its browser test.
+screenshots: install browser  ## regenerate docs/screenshots/ from the page's browser test
+	BRANET_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -q tests/integration/test_web_page.py \
+		-k "marked_analysed"
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) build .mypy_cache .ruff_cache .pytest_cache

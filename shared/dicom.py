@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pydicom
 from PIL import Image
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 from pydicom.pixels.utils import pixel_array
@@ -38,6 +39,8 @@ from branet_shared.images import DecodeLimits, check_size, plausible_spacing
 from branet_shared.schemas import DicomInfo
 
 DICOM_MAGIC_OFFSET = 128
+PIXEL_DATA = 0x7FE00010
+UNDEFINED_LENGTH = 0xFFFFFFFF
 SUPPORTED_TRANSFER_SYNTAXES = {
     ImplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -86,13 +89,18 @@ def render_dicom(data: bytes, limits: DecodeLimits, frame: int = 0) -> RenderedD
 def _read(data: bytes) -> pydicom.Dataset:
     try:
         dataset = pydicom.dcmread(io.BytesIO(data), force=False)
-        dataset.PixelData  # noqa: B018 - read now: a truncated file fails here, not later
+        pixel_data = dataset.get_item(PIXEL_DATA)
+        value = pixel_data.value  # read now: a truncated file fails here, not later
     except (InvalidDicomError, AttributeError, KeyError):
         raise InvalidImage("the DICOM file has no image (no pixel data)") from None
     except Exception as exc:  # truncated or malformed data elements
         raise InvalidImage(
             f"the DICOM file is truncated or corrupt ({type(exc).__name__})"
         ) from None
+    # pydicom reads what is there: a length that claims more than the file holds is a lie.
+    declared = pixel_data.length if isinstance(pixel_data, RawDataElement) else UNDEFINED_LENGTH
+    if declared not in (UNDEFINED_LENGTH, len(value or b"")):
+        raise InvalidImage("the DICOM file is truncated: its pixel data is shorter than declared")
     return dataset
 
 

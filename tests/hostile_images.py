@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image
 
+from tests.dicom_files import hostile_dicoms
 from tests.images import encode, lesion_array, png_bomb, png_chunk
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -84,6 +85,7 @@ def hostile_files() -> dict[str, bytes]:
     corpus["svg"] = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
     corpus["empty"] = b""
     corpus |= resource_bombs()
+    corpus |= hostile_dicoms()  # judged by content too, whatever the name says
     return corpus
 
 

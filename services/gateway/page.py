@@ -16,7 +16,10 @@ from branet_shared.web import PagePolicy
 WEB_DIR = Path(__file__).parent / "web"
 ASSETS = "/app"
 # What the Firebase Auth SDK calls to sign in and to refresh the ID token.
-FIREBASE_ENDPOINTS = ("https://identitytoolkit.googleapis.com", "https://securetoken.googleapis.com")
+FIREBASE_ENDPOINTS = (
+    "https://identitytoolkit.googleapis.com",
+    "https://securetoken.googleapis.com",
+)
 
 
 class FirebaseWebConfig(Schema):

@@ -18,6 +18,7 @@ from selenium.webdriver.common.by import By
 
 from branet_cli.stack import Stack
 from tests.dicom_files import PATIENT_ID, PATIENT_NAME, gray_dicom
+from tests.firebase_identity import IdentityServer, identity_server
 from tests.images import gray_png, lesion_array
 from tests.integration.browser import (
     DESKTOP,
@@ -99,7 +100,8 @@ def outline_pixels(chrome: webdriver.Chrome, container: str) -> int:
         const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
         let n = 0;
         for (let i = 0; i < data.length; i += 4) {
-          if (data[i] === arguments[1] && data[i + 1] === arguments[2] && data[i + 2] === arguments[3]) n++;
+          const [r, g, b] = [data[i], data[i + 1], data[i + 2]];
+          if (r === arguments[1] && g === arguments[2] && b === arguments[3]) n++;
         }
         return n;
         """,
@@ -143,16 +145,22 @@ def test_an_image_is_marked_analysed_found_in_history_and_deleted(
     analysis = httpx.get(f"{gateway}/v1/analyses/{analysis_id}").json()
     box = analysis["roi"]["prompt"]["box"]
     # What was drawn is what was sent, in the image's pixels (the page's layout scales it).
-    assert abs(box["x0"] - 80) <= 4 and abs(box["x1"] - 240) <= 4, box
-    assert abs(box["y0"] - 65) <= 4 and abs(box["y1"] - 195) <= 4, box
+    drawn = (box["x0"], box["y0"], box["x1"], box["y1"])
+    assert drawn == pytest.approx((80, 65, 240, 195), abs=4)
     assert analysis["roi"]["lesion_found"] is True
     result = by_id(page, "result").text
     assert analysis["label"].capitalize() in result
     assert f"{analysis['probabilities']['malignant'] * 100:.1f} %" in result
     assert "calls an image malignant when P(malignant) is at least" in result
-    assert "branet-resnet18-ultrasound" in result and "branet-lesion-sam" in result
-    assert f"{analysis['roi']['size']['width_px']} × {analysis['roi']['size']['height_px']} px" in result
-    assert "mask" in str(page.execute_script("return document.querySelector('#result canvas').dataset.drawn"))
+    assert "branet-resnet18-ultrasound" in result
+    assert "branet-lesion-sam" in result
+    assert (
+        f"{analysis['roi']['size']['width_px']} × {analysis['roi']['size']['height_px']} px"
+        in result
+    )
+    assert "mask" in str(
+        page.execute_script("return document.querySelector('#result canvas').dataset.drawn")
+    )
     assert outline_pixels(page, "result") > 100
     full_page_png(page, screenshots / "analysis-phone.png")
 
@@ -167,8 +175,11 @@ def test_an_image_is_marked_analysed_found_in_history_and_deleted(
 
     by_id(page, "tab-history").click()
     first = f"#history-list li[data-id='{analysis_id}']"
-    wait_for(page, f"document.querySelector(\"{first} img\")?.naturalWidth > 0")
-    assert page.execute_script("return document.querySelector('#history-list li').dataset.id") == analysis_id
+    wait_for(page, f'document.querySelector("{first} img")?.naturalWidth > 0')
+    assert (
+        page.execute_script("return document.querySelector('#history-list li').dataset.id")
+        == analysis_id
+    )
     page.find_element(By.CSS_SELECTOR, f"{first} .open").click()
     wait_for(page, "document.querySelector('#history-detail canvas')?.dataset.drawn")
     assert outline_pixels(page, "history-detail") > 100
@@ -180,7 +191,7 @@ def test_an_image_is_marked_analysed_found_in_history_and_deleted(
     assert httpx.get(f"{gateway}/v1/analyses/{analysis_id}").status_code == 200
     page.find_element(By.CSS_SELECTOR, f"{first} .delete").click()
     by_id(page, "confirm-delete-yes").click()
-    wait_for(page, f"!document.querySelector(\"{first}\")")
+    wait_for(page, f'!document.querySelector("{first}")')
 
     assert httpx.get(f"{gateway}/v1/analyses/{analysis_id}").status_code == 404
     assert not by_id(page, "history-detail").is_displayed()
@@ -203,7 +214,8 @@ def test_a_dicom_file_is_analysed_in_millimetres_and_names_no_patient(
     assert size["width_mm"] == pytest.approx(size["width_px"] * 0.2)  # columns are 0.2 mm apart
     result = by_id(page, "result").text
     assert f"{size['width_mm']:.1f} mm wide" in result
-    assert "ACME Ultrasound" in result and "0.1 × 0.2 mm" in result
+    assert "ACME Ultrasound" in result
+    assert "0.1 × 0.2 mm" in result
     assert outline_pixels(page, "result") > 100
     stored = b"".join(p.read_bytes() for p in (stack.home / "data").rglob("*") if p.is_file())
     logs = b"".join(p.read_bytes() for p in (stack.home / "logs").rglob("*") if p.is_file())
@@ -233,7 +245,7 @@ def test_the_page_checks_before_uploading_and_words_the_apis_refusals(
     wait_for(page, "document.getElementById('error').hidden")
     by_id(page, "start").click()
     wait_for(page, "!document.getElementById('error').hidden")
-    page.get_log("browser")  # the 422 itself is logged as a failed load: expected
+    assert len(page_errors(page)) == 1  # the 422 itself, logged as a failed load: expected
     refusal = httpx.post(
         f"{gateway}/v1/analyses",
         files={"file": ("cut.png", truncated.read_bytes(), "image/png")},
@@ -243,3 +255,71 @@ def test_the_page_checks_before_uploading_and_words_the_apis_refusals(
     assert by_id(page, "error").text == refusal.json()["detail"]  # as the API words it
 
     assert httpx.get(f"{gateway}/v1/analyses").json()["items"] == before
+
+
+PROJECT = "branet-page-test"
+EMAIL, PASSWORD = "clinician@example.org", "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def identity() -> Iterator[IdentityServer]:
+    with identity_server(PROJECT, {EMAIL: ("clinician-1", PASSWORD)}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def firebase_gateway(
+    identity: IdentityServer, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The stack with Firebase auth, its page signing in at the local identity server."""
+    stack = start_stack(
+        tmp_path_factory.mktemp("firebase"),
+        model_dir,
+        GATEWAY_AUTH_MODE="firebase",
+        GATEWAY_FIREBASE_PROJECT_ID=PROJECT,
+        GATEWAY_FIREBASE_CERTIFICATES_URL=identity.certificates_url,
+        GATEWAY_FIREBASE_API_KEY="test-web-api-key",
+        GATEWAY_FIREBASE_AUTH_EMULATOR_URL=identity.url,
+    )
+    stack.up(timeout_s=120)
+    yield stack.services[-1].url
+    stack.down()
+
+
+def test_a_clinician_signs_in_analyses_as_themselves_and_signs_out(
+    chrome: webdriver.Chrome, firebase_gateway: str, identity: IdentityServer, tmp_path: Path
+) -> None:
+    show_as(chrome, PHONE)
+    chrome.get(f"{firebase_gateway}/")
+    wait_for(chrome, "!document.getElementById('sign-in').hidden", 15)
+    assert not by_id(chrome, "app").is_displayed()
+    by_id(chrome, "sign-in-email").send_keys(EMAIL)
+    by_id(chrome, "sign-in-password").send_keys("wrong")
+    by_id(chrome, "sign-in-submit").click()
+    wait_for(chrome, "!document.getElementById('error').hidden")
+    assert by_id(chrome, "error").text == "The email or password is not right."
+    assert len(page_errors(chrome)) == 1  # the refused sign-in, logged as a failed load
+
+    by_id(chrome, "sign-in-password").clear()
+    by_id(chrome, "sign-in-password").send_keys(PASSWORD)
+    by_id(chrome, "sign-in-submit").click()
+    wait_for(chrome, "!document.getElementById('app').hidden", 15)
+    assert by_id(chrome, "account-name").text == EMAIL
+    image = tmp_path / "scan.png"
+    image.write_bytes(gray_png())
+    choose_file(chrome, image)
+    analysis_id = start_and_wait(chrome)
+
+    token = {"Authorization": f"Bearer {identity.id_token('clinician-1', EMAIL)}"}
+    mine = httpx.get(f"{firebase_gateway}/v1/analyses/{analysis_id}", headers=token)
+    assert mine.json()["owner"] == "clinician-1"
+    assert httpx.get(f"{firebase_gateway}/v1/analyses/{analysis_id}").status_code == 401
+    other = {"Authorization": f"Bearer {identity.id_token('someone-else', 'x@example.org')}"}
+    assert (
+        httpx.get(f"{firebase_gateway}/v1/analyses/{analysis_id}", headers=other).status_code == 404
+    )
+
+    by_id(chrome, "sign-out").click()
+    wait_for(chrome, "!document.getElementById('sign-in').hidden")
+    assert not by_id(chrome, "app").is_displayed()
+    assert page_errors(chrome) == []

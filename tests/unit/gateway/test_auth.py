@@ -1,6 +1,5 @@
 """Firebase ID tokens, checked against keys served on loopback as Google serves its own."""
 
-import datetime as dt
 import json
 import logging
 import threading
@@ -12,37 +11,15 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
 from branet_gateway.settings import GatewaySettings
+from tests.firebase_identity import certificate_pem, new_key
 from tests.images import gray_png
 from tests.unit.gateway.conftest import Gateway, GatewayFactory
 
 PROJECT = "branet-test"
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def certificate_pem(key: rsa.RSAPrivateKey) -> str:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "securetoken-test")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 @dataclass
