@@ -30,14 +30,13 @@ def browser_binaries() -> tuple[str, str]:
     return chromium, driver
 
 
-def offline_chromium(profile: Path) -> Iterator[webdriver.Chrome]:
-    chromium, driver = browser_binaries()
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new",
+def offline_flags(profile: Path) -> tuple[str, ...]:
+    """Chromium without a GPU, sandbox, first-run or background traffic, and cut off from
+    everything but loopback."""
+    return (
         "--no-sandbox",
         "--disable-gpu",
+        "--disable-quic",
         "--no-first-run",
         "--disable-background-networking",
         "--disable-component-update",
@@ -46,7 +45,14 @@ def offline_chromium(profile: Path) -> Iterator[webdriver.Chrome]:
         # No name resolves and every non-loopback connection goes to a dead proxy.
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         "--proxy-server=http://127.0.0.1:9",
-    ):
+    )
+
+
+def offline_chromium(profile: Path) -> Iterator[webdriver.Chrome]:
+    chromium, driver = browser_binaries()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in (*offline_flags(profile), "--headless=new"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     chrome = webdriver.Chrome(service=Service(driver), options=options)

@@ -1,43 +1,24 @@
 """`/docs` renders in headless Chromium with every non-loopback address unreachable."""
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.integration.browser import browser_binaries, offline_flags
 from tests.integration.conftest import StackFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing; `make test` installs it (Debian package chromium)")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    return found
-
-
 def render(url: str, profile: Path) -> str:
     """The DOM after scripts ran, with the network cut off but for loopback."""
+    chromium, _ = browser_binaries()
     result = subprocess.run(
         [
-            chromium(),
+            chromium,
             "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            # No name resolves and every non-loopback connection goes to a dead proxy.
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            "--proxy-server=http://127.0.0.1:9",
+            *offline_flags(profile),
             "--virtual-time-budget=15000",
             "--dump-dom",
             url,

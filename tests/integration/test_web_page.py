@@ -15,6 +15,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 
 from branet_cli.stack import Stack
 from tests.dicom_files import PATIENT_ID, PATIENT_NAME, gray_dicom
@@ -70,7 +71,7 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
 
 
-def by_id(chrome: webdriver.Chrome, element_id: str) -> webdriver.remote.webelement.WebElement:
+def by_id(chrome: webdriver.Chrome, element_id: str) -> WebElement:
     return chrome.find_element(By.ID, element_id)
 
 
@@ -129,24 +130,75 @@ def drag_box(chrome: webdriver.Chrome, fractions: tuple[float, float, float, flo
     )
 
 
+def tap(chrome: webdriver.Chrome, x: float, y: float) -> None:
+    """Tap the preview at these fractions of its size."""
+    canvas = by_id(chrome, "prompt-canvas")
+    rect = canvas.rect
+    offset = (int((x - 0.5) * rect["width"]), int((y - 0.5) * rect["height"]))
+    ActionChains(chrome).move_to_element_with_offset(canvas, *offset).click().perform()
+
+
+def show_heatmap(chrome: webdriver.Chrome) -> WebElement:
+    """Toggle the heatmap on; the toggle, to turn it off again."""
+    toggle = chrome.find_element(By.CSS_SELECTOR, "#result .heatmap-toggle")
+    toggle.click()
+    wait_for(chrome, "document.querySelector('#result .heatmap').naturalWidth > 0")
+    assert chrome.find_element(By.CSS_SELECTOR, "#result .heatmap").is_displayed()
+    assert not chrome.find_element(By.CSS_SELECTOR, "#result canvas").is_displayed()
+    return toggle
+
+
+def find_open_and_delete(
+    chrome: webdriver.Chrome, gateway: str, analysis_id: str, screenshot: Path | None = None
+) -> None:
+    """In History: the analysis first, with its thumbnail; opened with its outline; deleted
+    only once the deletion is confirmed."""
+    by_id(chrome, "tab-history").click()
+    row = f"#history-list li[data-id='{analysis_id}']"
+    wait_for(chrome, f'document.querySelector("{row} img")?.naturalWidth > 0')
+    newest = chrome.execute_script("return document.querySelector('#history-list li').dataset.id")
+    assert newest == analysis_id
+    chrome.find_element(By.CSS_SELECTOR, f"{row} .open").click()
+    wait_for(chrome, "document.querySelector('#history-detail canvas')?.dataset.drawn")
+    assert outline_pixels(chrome, "history-detail") > 100
+    if screenshot:
+        full_page_png(chrome, screenshot)
+
+    chrome.find_element(By.CSS_SELECTOR, f"{row} .delete").click()
+    assert by_id(chrome, "confirm-delete").is_displayed()
+    by_id(chrome, "confirm-delete-cancel").click()  # asked, declined: nothing happens
+    assert httpx.get(f"{gateway}/v1/analyses/{analysis_id}").status_code == 200
+    chrome.find_element(By.CSS_SELECTOR, f"{row} .delete").click()
+    by_id(chrome, "confirm-delete-yes").click()
+    wait_for(chrome, f'!document.querySelector("{row}")')
+
+    assert httpx.get(f"{gateway}/v1/analyses/{analysis_id}").status_code == 404
+    assert not by_id(chrome, "history-detail").is_displayed()
+
+
 def test_an_image_is_marked_analysed_found_in_history_and_deleted(
-    page: webdriver.Chrome, gateway: str, stack: Stack, tmp_path: Path, screenshots: Path
+    page: webdriver.Chrome, gateway: str, tmp_path: Path, screenshots: Path
 ) -> None:
     image = tmp_path / "scan.png"
     image.write_bytes(gray_png(320, 260))
     choose_file(page, image)
     wait_for(page, "!document.getElementById('prompt-canvas').hidden")
     drag_box(page, (0.25, 0.25, 0.75, 0.75))
-    assert "box" in by_id(page, "prompt-summary").text
+    page.find_element(By.CSS_SELECTOR, "input[name=tool][value=lesion]").click()
+    tap(page, 0.5, 0.5)
+    assert "box 160 × 130 px" in by_id(page, "prompt-summary").text
+    assert "1 lesion point" in by_id(page, "prompt-summary").text
     by_id(page, "extract-roi").click()
 
     analysis_id = start_and_wait(page)
 
     analysis = httpx.get(f"{gateway}/v1/analyses/{analysis_id}").json()
-    box = analysis["roi"]["prompt"]["box"]
+    prompt = analysis["roi"]["prompt"]
     # What was drawn is what was sent, in the image's pixels (the page's layout scales it).
-    drawn = (box["x0"], box["y0"], box["x1"], box["y1"])
-    assert drawn == pytest.approx((80, 65, 240, 195), abs=4)
+    box = (prompt["box"]["x0"], prompt["box"]["y0"], prompt["box"]["x1"], prompt["box"]["y1"])
+    assert box == pytest.approx((80, 65, 240, 195), abs=4)
+    [point] = prompt["points"]
+    assert (point["x"], point["y"], point["label"]) == pytest.approx((160, 130, 1), abs=4)
     assert analysis["roi"]["lesion_found"] is True
     result = by_id(page, "result").text
     assert analysis["label"].capitalize() in result
@@ -154,47 +206,17 @@ def test_an_image_is_marked_analysed_found_in_history_and_deleted(
     assert "calls an image malignant when P(malignant) is at least" in result
     assert "branet-resnet18-ultrasound" in result
     assert "branet-lesion-sam" in result
-    assert (
-        f"{analysis['roi']['size']['width_px']} × {analysis['roi']['size']['height_px']} px"
-        in result
-    )
-    assert "mask" in str(
-        page.execute_script("return document.querySelector('#result canvas').dataset.drawn")
-    )
+    size = analysis["roi"]["size"]
+    assert f"{size['width_px']} × {size['height_px']} px" in result
     assert outline_pixels(page, "result") > 100
     full_page_png(page, screenshots / "analysis-phone.png")
 
-    toggle = page.find_element(By.CSS_SELECTOR, "#result .heatmap-toggle")
-    toggle.click()
-    wait_for(page, "document.querySelector('#result .heatmap').naturalWidth > 0")
-    assert page.find_element(By.CSS_SELECTOR, "#result .heatmap").is_displayed()
-    assert not page.find_element(By.CSS_SELECTOR, "#result canvas").is_displayed()
+    toggle = show_heatmap(page)
     show_as(page, DESKTOP)
     full_page_png(page, screenshots / "analysis-desktop.png")
     toggle.click()
 
-    by_id(page, "tab-history").click()
-    first = f"#history-list li[data-id='{analysis_id}']"
-    wait_for(page, f'document.querySelector("{first} img")?.naturalWidth > 0')
-    assert (
-        page.execute_script("return document.querySelector('#history-list li').dataset.id")
-        == analysis_id
-    )
-    page.find_element(By.CSS_SELECTOR, f"{first} .open").click()
-    wait_for(page, "document.querySelector('#history-detail canvas')?.dataset.drawn")
-    assert outline_pixels(page, "history-detail") > 100
-    full_page_png(page, screenshots / "history-desktop.png")
-
-    page.find_element(By.CSS_SELECTOR, f"{first} .delete").click()
-    assert by_id(page, "confirm-delete").is_displayed()
-    by_id(page, "confirm-delete-cancel").click()  # asked, declined: nothing happens
-    assert httpx.get(f"{gateway}/v1/analyses/{analysis_id}").status_code == 200
-    page.find_element(By.CSS_SELECTOR, f"{first} .delete").click()
-    by_id(page, "confirm-delete-yes").click()
-    wait_for(page, f'!document.querySelector("{first}")')
-
-    assert httpx.get(f"{gateway}/v1/analyses/{analysis_id}").status_code == 404
-    assert not by_id(page, "history-detail").is_displayed()
+    find_open_and_delete(page, gateway, analysis_id, screenshots / "history-desktop.png")
 
 
 def test_a_dicom_file_is_analysed_in_millimetres_and_names_no_patient(
@@ -217,11 +239,14 @@ def test_a_dicom_file_is_analysed_in_millimetres_and_names_no_patient(
     assert "ACME Ultrasound" in result
     assert "0.1 × 0.2 mm" in result
     assert outline_pixels(page, "result") > 100
+    show_heatmap(page)
     stored = b"".join(p.read_bytes() for p in (stack.home / "data").rglob("*") if p.is_file())
     logs = b"".join(p.read_bytes() for p in (stack.home / "logs").rglob("*") if p.is_file())
     for identifier in (PATIENT_NAME, PATIENT_ID, "19700101", "study.dcm"):
         assert identifier.encode() not in stored, identifier
         assert identifier.encode() not in logs, identifier
+
+    find_open_and_delete(page, gateway, analysis_id)
 
 
 def test_the_page_checks_before_uploading_and_words_the_apis_refusals(

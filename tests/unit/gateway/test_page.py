@@ -118,4 +118,3 @@ def test_the_sign_in_emulator_must_be_on_loopback() -> None:
             firebase_project_id="p",
             firebase_auth_emulator_url="http://auth.example.org:9099",
         )
-

@@ -67,8 +67,15 @@ function figure(analysis, canvas, heatmap, api) {
   const toggle = el("input", { type: "checkbox", class: "heatmap-toggle" });
   const hasHeatmap = analysis.heatmap !== null;
   toggle.disabled = !hasHeatmap;
+  const problem = el("span", { class: "hint", role: "status" });
   toggle.addEventListener("change", async () => {
-    if (toggle.checked && !heatmap.src) heatmap.src = await api.blobUrl(analysis.heatmap.url);
+    problem.textContent = "";
+    try {
+      if (toggle.checked && !heatmap.src) heatmap.src = await api.blobUrl(analysis.heatmap.url);
+    } catch (error) {
+      toggle.checked = false;
+      problem.textContent = `The heatmap could not be shown: ${error.message}`;
+    }
     heatmap.hidden = !toggle.checked;
     canvas.hidden = toggle.checked;
   });
@@ -84,6 +91,7 @@ function figure(analysis, canvas, heatmap, api) {
       el("label", { class: "check" }, toggle,
         hasHeatmap ? " Show the Grad-CAM heatmap (red: what drove the decision)"
           : " No heatmap: none was asked for"),
+      problem,
     ),
   );
 }
