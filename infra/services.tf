@@ -178,6 +178,7 @@ resource "google_cloud_run_v2_service" "gateway" {
         for_each = merge(local.observability_env["GATEWAY"], {
           GATEWAY_AUTH_MODE              = "firebase"
           GATEWAY_FIREBASE_PROJECT_ID    = var.project_id
+          GATEWAY_FIREBASE_API_KEY       = var.firebase_web_api_key
           GATEWAY_BLOB_BACKEND           = "gcs"
           GATEWAY_GCS_BUCKET             = google_storage_bucket.images.name
           GATEWAY_RESULT_BACKEND         = "firestore"

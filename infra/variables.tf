@@ -55,6 +55,12 @@ variable "max_instances" {
   default     = 10
 }
 
+variable "firebase_web_api_key" {
+  description = "The Firebase web API key the gateway's page signs in with (public, as the Firebase console shows it); empty: the page cannot sign in, the API is unaffected."
+  type        = string
+  default     = ""
+}
+
 variable "cors_origins" {
   description = "Origins allowed by CORS at the gateway (the mobile app needs none)."
   type        = list(string)

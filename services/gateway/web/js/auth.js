@@ -6,8 +6,14 @@ export async function openSession(config) {
   if (config.auth !== "firebase") {
     return { token: async () => null, watch: (onUser) => onUser({ name: null }) };
   }
-  const sdk = await import("../vendor/firebase-auth.js");
   const { api_key: apiKey, auth_domain: authDomain, project_id: projectId } = config.firebase;
+  if (!apiKey) {
+    throw new Error(
+      "This gateway signs in with Firebase but was given no web API key " +
+        "(GATEWAY_FIREBASE_API_KEY): the page cannot sign anyone in. The API works as before.",
+    );
+  }
+  const sdk = await import("../vendor/firebase-auth.js");
   const app = sdk.initializeApp({ apiKey, authDomain, projectId });
   const auth = sdk.initializeAuth(app, { persistence: sdk.browserLocalPersistence });
   if (config.firebase.emulator_url) {
