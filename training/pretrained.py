@@ -27,6 +27,7 @@ import torch
 import torchvision
 from PIL import Image
 
+from branet_classifier.model import IMAGENET_MEAN, IMAGENET_STD
 from branet_runtime.files import verify_file
 from branet_segmenter.model import (
     STRIDE_16_BLOCKS,
@@ -296,6 +297,28 @@ def check(path: Path, image_paths: Sequence[Path]) -> dict[str, Any]:
             probabilities = torch.softmax(network(torch_input(pixels)), dim=1).numpy()
         results[f"{padding}_padding"] = agreement(reference, probabilities)
     return results
+
+
+class ImageNetTeacher(torch.nn.Module):
+    """ImageNet's MobileNetV2 as a two-class classifier of the classifier's own inputs
+    (ImageNet-standardised RGB): mapped back to the [-1, 1] pixels it was trained on, padded as
+    TensorFlow pads, with a new head on its 1,280 pooled features."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, tflite: Path, classes: int = 2) -> None:
+        super().__init__()
+        network = pad_as_tensorflow(mobilenet_v2_from_tflite(verified_tflite(tflite)))
+        network.classifier[-1] = torch.nn.Linear(network.last_channel, classes)
+        self.network = network
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, standardised: torch.Tensor) -> torch.Tensor:
+        pixels = standardised * self.std + self.mean  # back to [0, 1]
+        logits: torch.Tensor = self.network(pixels * 2.0 - 1.0)
+        return logits
 
 
 def load_imagenet_trunk(encoder: MobileNetImageEncoder, path: Path) -> None:

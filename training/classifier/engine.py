@@ -6,6 +6,7 @@ serves both. Augmentation varies what differs between scanners and hospitals (ga
 speckle, blur, scale) and blots out small patches, where calipers and text would be.
 """
 
+import itertools
 import logging
 import math
 import random
@@ -34,6 +35,7 @@ from branet_classifier.model import (
 from branet_shared.schemas import BoundingBox, Label
 from branet_training.augmentation import augment
 from branet_training.classifier.data import Sample, read_image
+from branet_training.pretrained import ImageNetTeacher, calibrate_batch_norm
 from branet_training.runs import pick_device, save_atomically, seed_everything, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,13 @@ class TrainConfig:
     device: str = "auto"
     bf16: bool = True  # autocast on CPUs that have bf16 matrix units
     pretrained: str | None = None
+    # The ImageNet teacher (`ImageNetTeacher`) fine-tuned in the ResNet18's place, from this
+    # TFLite file: a reference for what ImageNet features are worth here, never served.
+    imagenet_teacher: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.imagenet_teacher and (self.lesion_channel or self.pretrained):
+            raise ValueError("the ImageNet teacher takes RGB crops and its own weights only")
 
 
 class ImageCache:
@@ -158,6 +167,8 @@ def _random_context(image: Image.Image, box: BoundingBox, rng: random.Random) ->
 
 
 def build_network(config: TrainConfig) -> torch.nn.Module:
+    if config.imagenet_teacher:
+        return ImageNetTeacher(Path(config.imagenet_teacher))
     network = build_resnet18()
     if config.pretrained:
         state = torch.load(config.pretrained, map_location="cpu", weights_only=True)
@@ -211,6 +222,9 @@ def train(
     network = build_network(config).to(device)
     dataset = LesionDataset(train_samples, images, config, train=True)
     loader = _loader(dataset, config, shuffle=True)
+    if config.imagenet_teacher:
+        # Batch statistics of these crops, so that train mode starts from ImageNet's function.
+        calibrate_batch_norm(network, (x.to(device) for x, _ in itertools.islice(loader, 8)))
     labels = np.array([s.label is Label.MALIGNANT for s in train_samples], dtype=int)
     counts = np.bincount(labels, minlength=2).clip(min=1)
     prevalence = float(counts[1] / counts.sum())

@@ -142,7 +142,16 @@ def main(argv: list[str] | None = None) -> None:
         help="branet-train-segmenter --fold-models folder: also classify each left-out site"
         " around what the segmenter trained without it finds with no prompt",
     )
+    parser.add_argument(
+        "--imagenet-teacher",
+        type=Path,
+        default=None,
+        help="fine-tune ImageNet's MobileNetV2 (its TFLite file, ../shared/data/pretrained/) in"
+        " the ResNet18's place, on the same folds: a reference, never shipped",
+    )
     args = parser.parse_args(argv)
+    if args.imagenet_teacher and args.ship:
+        parser.error("--imagenet-teacher measures a reference; the served model is a ResNet18")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     modality = Modality(args.modality)
@@ -161,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         device=args.device,
         bf16=not args.no_bf16,
         pretrained=args.pretrained,
+        imagenet_teacher=str(args.imagenet_teacher) if args.imagenet_teacher else None,
     )
     fingerprint = hashlib.sha256(
         json.dumps(
@@ -189,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         sections = {name: (results(), notes) for name, (results, notes) in pending.items()}
         sections |= variant_sections(sections)
         report = write_report(
-            args.out, f"BraNet ResNet18, {modality.value}", sections, context, config.seed
+            args.out, f"{network_name(config)}, {modality.value}", sections, context, config.seed
         )
         metrics = headline_metrics(report)
         print(json.dumps(metrics, indent=2))
@@ -207,6 +217,12 @@ def main(argv: list[str] | None = None) -> None:
             )
             if shipped is not None:
                 print(f"shipped {shipped}")
+
+
+def network_name(config: TrainConfig) -> str:
+    if config.imagenet_teacher:
+        return "ImageNet MobileNetV2 (teacher), fine-tuned"
+    return "BraNet ResNet18"
 
 
 def headline_metrics(report: dict[str, Any]) -> dict[str, float]:

@@ -8,11 +8,15 @@ import torch
 import torchvision
 from torch.nn import functional as F  # noqa: N812 - the usual name
 
+from branet_classifier.model import IMAGENET_MEAN, IMAGENET_STD
 from branet_runtime.files import sha256_of_file
 from branet_segmenter.model import SegmenterCard, build_lesion_sam, pad_as_tensorflow
 from branet_shared.errors import ModelFileError
 from branet_training import pretrained
+from branet_training.classifier.engine import TrainConfig
+from branet_training.classifier.train import main as train_main
 from branet_training.pretrained import (
+    ImageNetTeacher,
     calibrate_batch_norm,
     load_imagenet_trunk,
     mobilenet_v2_from_tflite,
@@ -113,3 +117,32 @@ def test_the_segmenters_encoder_starts_from_the_file(
     with torch.no_grad():
         expected = torch.nn.Sequential(*list(features)[:14])(images)
         assert torch.allclose(encoder.eval().stride16(images), expected, atol=1e-5)
+
+
+def test_the_teacher_classifies_the_classifiers_inputs_with_imagenets_features(
+    tflite_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(pretrained.KNOWN_FILES, tflite_file.name, sha256_of_file(tflite_file))
+    teacher = ImageNetTeacher(tflite_file).eval()
+    features = pad_as_tensorflow(mobilenet_v2_from_tflite(tflite_file).features).eval()
+    pixels = torch.rand(2, 3, 64, 64)  # in [0, 1], as the classifier reads an image
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    with torch.no_grad():
+        logits = teacher((pixels - mean) / std)  # what the classifier's preprocessing gives
+        pooled = features(pixels * 2 - 1).mean(dim=(2, 3))  # the [-1, 1] it was trained on
+        expected = teacher.network.classifier[-1](pooled)
+
+    assert logits.shape == (2, 2)
+    assert torch.allclose(logits, expected, atol=1e-4)
+
+
+def test_the_teacher_is_a_reference_never_shipped() -> None:
+    with pytest.raises(SystemExit):
+        train_main(
+            ["--modality", "ultrasound", "--data", "x", "--out", "y", "--ship", "models",
+             "--imagenet-teacher", "t.tflite"]
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="RGB crops"):
+        TrainConfig(imagenet_teacher="t.tflite", lesion_channel=True)
