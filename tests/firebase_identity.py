@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl
 
 import jwt
 from cryptography import x509
@@ -154,8 +155,6 @@ def identity_server(project: str, users: dict[str, tuple[str, str]]) -> Iterator
             length = int(self.headers.get("Content-Length", 0))
             raw = self.rfile.read(length).decode()
             if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
-                from urllib.parse import parse_qsl
-
                 body: dict[str, Any] = dict(parse_qsl(raw))
             else:
                 body = json.loads(raw or "{}")

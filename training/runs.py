@@ -10,11 +10,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from branet_runtime.precision import cpu_has_bf16
+
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def bf16_autocast(device: torch.device, wanted: bool) -> torch.autocast:
+    """bf16 autocast where it is faster: on a GPU, or a CPU with bf16 matrix units. On AVX2
+    alone it made a ResNet18's training step 12 times slower than fp32, so it is off there."""
+    enabled = wanted and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def seed_everything(seed: int) -> None:

@@ -5,7 +5,7 @@ import json
 import logging
 import subprocess
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -170,13 +170,7 @@ known (a whole image, or a crop uploaded without one)."""
 def _limits(card: ClassifierCard) -> str:
     """The limits that depend on the card: where training started, and whether the model is
     better than chance at all."""
-    pretrained = card.training.get("pretrained")
-    start = (
-        f"from `{pretrained}`"
-        if pretrained
-        else "from scratch (no ImageNet weights could be downloaded)"
-    )
-    lines = [f"- Trained {start},\n  on the few images counted above."]
+    lines = [f"- Trained {training_start(card.training)},\n  on the few images counted above."]
     lines += [
         textwrap.fill(
             f"- **Every answer carries the caveat `{caveat.code}`**: {caveat.detail} Do not"
@@ -204,10 +198,23 @@ classifier serves it by default (`CLASSIFIER_PRECISION=auto`, with ONNX Runtime 
 """
 
 
+def training_start(training: Mapping[str, Any]) -> str:
+    """Where the weights started: what a card owes its prior's source and licence."""
+    if teacher := training.get("distil_from"):
+        return (
+            f"from scratch, its trunk first taught ImageNet's features by the MobileNetV2 in"
+            f" `{Path(str(teacher)).name}` ({training.get('distil_epochs')} epochs of feature"
+            " distillation; Google's, Apache-2.0, ../shared/data/pretrained)"
+        )
+    if pretrained := training.get("pretrained"):
+        return f"from `{pretrained}`"
+    return "from scratch (no ImageNet weights could be downloaded)"
+
+
 def model_description(config: TrainConfig, samples: Sequence[Sample]) -> str:
-    start = config.pretrained or "scratch (no ImageNet weights can be downloaded here)"
     sites = ", ".join(sorted({s.site for s in samples}))
     return (
-        f"ResNet18 trained from {start} on {len(samples)} deduplicated images of {sites}. "
+        f"ResNet18 trained {training_start(asdict(config))} on {len(samples)} deduplicated"
+        f" images of {sites}. "
         "Research use only; not a diagnosis."
     )

@@ -35,8 +35,15 @@ from branet_classifier.model import (
 from branet_shared.schemas import BoundingBox, Label
 from branet_training.augmentation import augment
 from branet_training.classifier.data import Sample, read_image
+from branet_training.classifier.distil import FrozenTeacher, distil
 from branet_training.pretrained import ImageNetTeacher, calibrate_batch_norm
-from branet_training.runs import pick_device, save_atomically, seed_everything, warmup_cosine
+from branet_training.runs import (
+    bf16_autocast,
+    pick_device,
+    save_atomically,
+    seed_everything,
+    warmup_cosine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +68,21 @@ class TrainConfig:
     # fold by fold or averaged.
     split_seed: int | None = None
     device: str = "auto"
-    bf16: bool = True  # autocast on CPUs that have bf16 matrix units
+    bf16: bool = True  # autocast where it is faster (`bf16_autocast`)
     pretrained: str | None = None
     # The ImageNet teacher (`ImageNetTeacher`) fine-tuned in the ResNet18's place, from this
     # TFLite file: a reference for what ImageNet features are worth here, never served.
     imagenet_teacher: str | None = None
+    # The ImageNet teacher's TFLite file: the ResNet18 first learns its features for
+    # `distil_epochs` on the training split (`distil.py`), then trains as usual.
+    distil_from: str | None = None
+    distil_epochs: int = 10
 
     def __post_init__(self) -> None:
         if self.imagenet_teacher and (self.lesion_channel or self.pretrained):
             raise ValueError("the ImageNet teacher takes RGB crops and its own weights only")
+        if self.distil_from and (self.imagenet_teacher or self.pretrained):
+            raise ValueError("distillation starts the ResNet18 from scratch, not other weights")
 
 
 class ImageCache:
@@ -200,10 +213,6 @@ def _loader(dataset: LesionDataset, config: TrainConfig, shuffle: bool) -> DataL
     )
 
 
-def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
-
-
 def train(
     train_samples: Sequence[Sample],
     calibration_samples: Sequence[Sample],
@@ -220,6 +229,10 @@ def train(
     seed_everything(config.seed)
     device = pick_device(config.device)
     network = build_network(config).to(device)
+    if config.distil_from and not (checkpoint is not None and checkpoint.exists()):
+        split = [*train_samples, *calibration_samples]  # no label is read: all of it
+        distil_trunk(network, split, config, images, checkpoint, progress_label)
+        seed_everything(config.seed)  # the same draws next, distilled here or read from disk
     dataset = LesionDataset(train_samples, images, config, train=True)
     loader = _loader(dataset, config, shuffle=True)
     if config.imagenet_teacher:
@@ -255,7 +268,7 @@ def train(
         bar = tqdm(loader, desc=label, leave=False, disable=None)
         for inputs, targets in bar:
             inputs, targets = inputs.to(device), targets.to(device)
-            with _autocast(device, config):
+            with bf16_autocast(device, config.bf16):
                 logits = network(inputs)
             loss = loss_fn(logits.float(), targets)
             optimizer.zero_grad(set_to_none=True)
@@ -276,6 +289,37 @@ def train(
 
     temperature = fit_temperature(network, calibration_samples, config, images, prevalence)
     return TrainedModel(network.eval(), temperature, history, prevalence)
+
+
+def distil_trunk(
+    network: torch.nn.Module,
+    samples: Sequence[Sample],
+    config: TrainConfig,
+    images: ImageCache,
+    checkpoint: Path | None,
+    progress_label: str,
+) -> None:
+    """`network` distilled from the ImageNet teacher on `samples`' training views; the result
+    is saved beside `checkpoint`, and read from there when a run resumes."""
+    assert config.distil_from is not None
+    distilled = None if checkpoint is None else checkpoint.with_name("distilled.pt")
+    if distilled is not None and distilled.exists():
+        network.load_state_dict(torch.load(distilled, map_location="cpu", weights_only=True))
+        log.info("distilled trunk read from %s", distilled)
+        return
+    loader = _loader(LesionDataset(samples, images, config, train=True), config, shuffle=True)
+    distil(
+        network,
+        FrozenTeacher(Path(config.distil_from)),
+        loader,
+        config.distil_epochs,
+        config.learning_rate,
+        config.weight_decay,
+        config.bf16,
+        progress_label,
+    )
+    if distilled is not None:
+        save_atomically(network.state_dict(), distilled)
 
 
 def _save_checkpoint(

@@ -39,7 +39,13 @@ from branet_classifier.model import (
 from branet_training.augmentation import augment
 from branet_training.classifier.engine import ImageCache
 from branet_training.datasets import list_images
-from branet_training.runs import pick_device, save_atomically, seed_everything, warmup_cosine
+from branet_training.runs import (
+    bf16_autocast,
+    pick_device,
+    save_atomically,
+    seed_everything,
+    warmup_cosine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +188,7 @@ def _epoch(
     model.train()
     losses = []
     for first, second in tqdm(loader, desc=f"pretrain epoch {dataset.epoch + 1}", disable=None):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+        with bf16_autocast(device, config.bf16):
             projected = model(torch.cat([first, second]).to(device))
         first_projected, second_projected = projected.chunk(2)
         loss = contrastive_loss(first_projected, second_projected, config.temperature)

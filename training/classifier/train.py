@@ -149,7 +149,17 @@ def main(argv: list[str] | None = None) -> None:
         help="fine-tune ImageNet's MobileNetV2 (its TFLite file, ../shared/data/pretrained/) in"
         " the ResNet18's place, on the same folds: a reference, never shipped",
     )
+    parser.add_argument(
+        "--distil-from",
+        type=Path,
+        default=None,
+        help="ImageNet's MobileNetV2 (its TFLite file): the ResNet18 first learns its features on"
+        " each fold's training images, then trains as usual",
+    )
+    parser.add_argument("--distil-epochs", type=int, default=defaults.distil_epochs)
     args = parser.parse_args(argv)
+    if args.distil_from and (args.imagenet_teacher or args.pretrained):
+        parser.error("--distil-from teaches a ResNet18 from scratch, not other weights")
     if args.imagenet_teacher and args.ship:
         parser.error("--imagenet-teacher measures a reference; the served model is a ResNet18")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -171,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
         bf16=not args.no_bf16,
         pretrained=args.pretrained,
         imagenet_teacher=str(args.imagenet_teacher) if args.imagenet_teacher else None,
+        distil_from=str(args.distil_from) if args.distil_from else None,
+        distil_epochs=args.distil_epochs,
     )
     fingerprint = hashlib.sha256(
         json.dumps(
@@ -222,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
 def network_name(config: TrainConfig) -> str:
     if config.imagenet_teacher:
         return "ImageNet MobileNetV2 (teacher), fine-tuned"
+    if config.distil_from:
+        return "BraNet ResNet18, distilled from ImageNet's MobileNetV2"
     return "BraNet ResNet18"
 
 

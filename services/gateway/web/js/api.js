@@ -59,7 +59,7 @@ export class Api {
 
   // A stored blob (image, mask, crop, heatmap) as an object URL: <img> cannot send a token.
   async blobUrl(url) {
-    return URL.createObjectURL(await (await this.fetch("GET", url)).blob());
+    return URL.createObjectURL(await this.blob(url));
   }
 
   async blob(url) {
