@@ -6,12 +6,15 @@ fine-tuned it generalises better to a hospital left out on whole images (reports
 imagenet-prior.md). On every view the classifier's own augmentation makes (crops with random
 context, whole images, the lesion marker), the student's 512 pooled features, through a
 linear map used only here, are pulled towards the teacher's 1,280 pooled features of the same
-view, standardised per feature over the batch (cosine loss). No label is read, and only the
-fold's training split is seen: the left-out site stays unseen. The supervised recipe then
-trains from the distilled weights, its head new.
+view, standardised per feature over the batch (cosine loss). No label is read, so unlabelled
+images (BUSI's normals) are taught too; but only the fold's training sites are seen, so that a
+left-out site stays unseen. The supervised recipe then trains from the distilled weights, its
+head new.
 """
 
+import argparse
 import logging
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from tqdm import tqdm
 
 from branet_classifier.model import IMAGENET_MEAN, IMAGENET_STD
 from branet_segmenter.model import pad_as_tensorflow
+from branet_training.datasets import list_images
 from branet_training.pretrained import mobilenet_v2_from_tflite, verified_tflite
 from branet_training.runs import bf16_autocast, warmup_cosine
 
@@ -102,3 +106,22 @@ def distil(
         history.append({"epoch": epoch + 1, "distillation_loss": sum(losses) / len(losses)})
         tqdm.write(f"{label}: loss {history[-1]['distillation_loss']:.4f}")
     return history
+
+
+def unlabelled_images(folders: Sequence[str], sites: Collection[str]) -> list[Path]:
+    """The images of `folders` ("SITE=DIR": unlabelled images of that hospital) whose site is
+    one of `sites`, the training split's: a left-out hospital's normals are left out too."""
+    paths = []
+    for entry in folders:
+        site, _, folder = entry.partition("=")
+        if site in sites:
+            paths += list_images(Path(folder))
+    return paths
+
+
+def site_folder(text: str) -> str:
+    """An argparse type: "SITE=DIR", DIR an existing folder."""
+    site, separator, folder = text.partition("=")
+    if not separator or not site or not Path(folder).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not SITE=DIR with DIR a folder")
+    return text

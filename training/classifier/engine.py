@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from torchvision.transforms.v2 import functional as tvf
 from tqdm import tqdm
 
@@ -35,7 +35,7 @@ from branet_classifier.model import (
 from branet_shared.schemas import BoundingBox, Label
 from branet_training.augmentation import augment
 from branet_training.classifier.data import Sample, read_image
-from branet_training.classifier.distil import FrozenTeacher, distil
+from branet_training.classifier.distil import FrozenTeacher, distil, unlabelled_images
 from branet_training.pretrained import ImageNetTeacher, calibrate_batch_norm
 from branet_training.runs import (
     bf16_autocast,
@@ -77,6 +77,7 @@ class TrainConfig:
     # `distil_epochs` on the training split (`distil.py`), then trains as usual.
     distil_from: str | None = None
     distil_epochs: int = 10
+    distil_unlabelled: tuple[str, ...] = ()  # "SITE=DIR": that site's unlabelled images too
 
     def __post_init__(self) -> None:
         if self.imagenet_teacher and (self.lesion_channel or self.pretrained):
@@ -166,6 +167,26 @@ class LesionDataset(Dataset[tuple[torch.Tensor, int]]):
         return model_tensor(pixels, marker, config.lesion_channel), label
 
 
+class UnlabelledViews(Dataset[tuple[torch.Tensor, int]]):
+    """Images without a label or a lesion box, seen whole, as `LesionDataset` shows its
+    whole-image draws in training; the label slot is -1."""
+
+    def __init__(self, paths: Sequence[Path], images: ImageCache, config: TrainConfig) -> None:
+        self.paths, self.images, self.config = list(paths), images, config
+        self.rng = random.Random(config.seed + 1)  # noqa: S311 - augmentation, not secrets
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        config = self.config
+        image = self.images(self.paths[index])
+        pixels = image_to_tensor(image, config.input_size, config.keep_aspect)
+        if config.augment:
+            pixels, _ = augment(pixels, self.rng)
+        return model_tensor(pixels, None, config.lesion_channel), -1
+
+
 def _random_context(image: Image.Image, box: BoundingBox, rng: random.Random) -> LesionCrop:
     """The lesion box with 5 %–70 % context per side, unevenly, clipped to the image."""
     w, h = box.x1 - box.x0, box.y1 - box.y0
@@ -200,7 +221,11 @@ class TrainedModel:
     malignant_prevalence: float  # in the training data: the class weights' and the prior's
 
 
-def _loader(dataset: LesionDataset, config: TrainConfig, shuffle: bool) -> DataLoader[Any]:
+def _loader(
+    dataset: LesionDataset | ConcatDataset[tuple[torch.Tensor, int]],
+    config: TrainConfig,
+    shuffle: bool,
+) -> DataLoader[Any]:
     generator = torch.Generator().manual_seed(config.seed)
     return DataLoader(
         dataset,
@@ -307,7 +332,16 @@ def distil_trunk(
         network.load_state_dict(torch.load(distilled, map_location="cpu", weights_only=True))
         log.info("distilled trunk read from %s", distilled)
         return
-    loader = _loader(LesionDataset(samples, images, config, train=True), config, shuffle=True)
+    sites = {s.site for s in samples}
+    unlabelled = unlabelled_images(config.distil_unlabelled, sites)
+    log.info("distilling on %d images of %s, %d unlabelled", len(samples), sites, len(unlabelled))
+    views: ConcatDataset[tuple[torch.Tensor, int]] = ConcatDataset(
+        [
+            LesionDataset(samples, images, config, train=True),
+            UnlabelledViews(unlabelled, images, config),
+        ]
+    )
+    loader = _loader(views, config, shuffle=True)
     distil(
         network,
         FrozenTeacher(Path(config.distil_from)),

@@ -37,6 +37,7 @@ import torch
 from branet_shared.schemas import Modality
 from branet_training.classifier.cards import git_commit, ship
 from branet_training.classifier.data import load_samples
+from branet_training.classifier.distil import site_folder
 from branet_training.classifier.engine import TrainConfig
 from branet_training.classifier.folds import (
     AUTOMATIC_ROI,
@@ -157,6 +158,15 @@ def main(argv: list[str] | None = None) -> None:
         " each fold's training images, then trains as usual",
     )
     parser.add_argument("--distil-epochs", type=int, default=defaults.distil_epochs)
+    parser.add_argument(
+        "--distil-unlabelled",
+        type=site_folder,
+        nargs="*",
+        default=[],
+        metavar="SITE=DIR",
+        help="unlabelled images of a site (e.g. busi=../shared/data/busi_normal_256), distilled"
+        " on in every fold that trains on that site",
+    )
     args = parser.parse_args(argv)
     if args.distil_from and (args.imagenet_teacher or args.pretrained):
         parser.error("--distil-from teaches a ResNet18 from scratch, not other weights")
@@ -183,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         imagenet_teacher=str(args.imagenet_teacher) if args.imagenet_teacher else None,
         distil_from=str(args.distil_from) if args.distil_from else None,
         distil_epochs=args.distil_epochs,
+        distil_unlabelled=tuple(args.distil_unlabelled),
     )
     fingerprint = hashlib.sha256(
         json.dumps(

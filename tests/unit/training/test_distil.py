@@ -12,8 +12,13 @@ from branet_runtime.files import sha256_of_file
 from branet_segmenter.model import pad_as_tensorflow
 from branet_training import pretrained
 from branet_training.classifier.data import load_samples
-from branet_training.classifier.distil import FrozenTeacher, distil, distillation_loss
-from branet_training.classifier.engine import ImageCache, TrainConfig, train
+from branet_training.classifier.distil import (
+    FrozenTeacher,
+    distil,
+    distillation_loss,
+    unlabelled_images,
+)
+from branet_training.classifier.engine import ImageCache, TrainConfig, UnlabelledViews, train
 from branet_training.classifier.train import main as train_main
 from branet_training.pretrained import mobilenet_v2_from_tflite
 from tests.images import write_class_folders
@@ -75,9 +80,10 @@ def test_a_distilled_fold_saves_its_trunk_and_resumes_from_it(
     known_teacher: Path, tmp_path: Path
 ) -> None:
     samples, _ = load_samples([write_class_folders(tmp_path / "site_a", per_class=4)])
+    normals = write_class_folders(tmp_path / "normals", per_class=2) / "benign"
     config = TrainConfig(
         input_size=32, epochs=1, batch_size=4, lesion_channel=True,
-        distil_from=str(known_teacher), distil_epochs=1,
+        distil_from=str(known_teacher), distil_epochs=1, distil_unlabelled=(f"site_a={normals}",),
     )  # fmt: skip
     checkpoint = tmp_path / "work" / "checkpoint.pt"
 
@@ -89,6 +95,30 @@ def test_a_distilled_fold_saves_its_trunk_and_resumes_from_it(
     assert set(distilled) == set(first.network.state_dict())
     for name, value in again.network.state_dict().items():
         assert torch.equal(value, first.network.state_dict()[name]), name
+
+
+def test_unlabelled_images_are_taught_only_in_folds_that_train_on_their_site(
+    tmp_path: Path,
+) -> None:
+    normals = write_class_folders(tmp_path / "normals", per_class=2) / "benign"
+    other = write_class_folders(tmp_path / "other", per_class=3) / "benign"
+    folders = [f"site_a={normals}", f"site_b={other}"]
+
+    assert unlabelled_images(folders, {"site_a"}) == sorted(normals.glob("*[0-9].png"))
+    assert len(unlabelled_images(folders, {"site_a", "site_b"})) == 5
+    assert unlabelled_images(folders, {"site_c"}) == []  # its fold holds both sites out
+
+
+def test_unlabelled_images_are_seen_whole_with_no_lesion_marked(tmp_path: Path) -> None:
+    normals = write_class_folders(tmp_path / "normals", per_class=2) / "benign"
+    config = TrainConfig(input_size=32, lesion_channel=True)
+    views = UnlabelledViews(sorted(normals.glob("*[0-9].png")), ImageCache(), config)
+
+    inputs, label = views[0]
+
+    assert inputs.shape == (3, 32, 32)
+    assert torch.equal(inputs[2], torch.zeros(32, 32))  # the marker says "unknown"
+    assert label == -1
 
 
 def test_distillation_starts_from_scratch_only() -> None:
