@@ -65,7 +65,7 @@ def test_the_loss_teaches_what_varies_between_images_not_the_common_offset() -> 
 def test_distillation_moves_the_students_features_to_the_teachers(known_teacher: Path) -> None:
     torch.manual_seed(0)
     network = build_resnet18()
-    head = {k: v.clone() for k, v in network.fc.state_dict().items()}
+    head = {k: v.clone() for k, v in network.get_submodule("fc").state_dict().items()}
     images = torch.randn(16, 3, 32, 32)
     loader = DataLoader(TensorDataset(images, torch.zeros(16)), batch_size=8)
 
@@ -73,7 +73,7 @@ def test_distillation_moves_the_students_features_to_the_teachers(known_teacher:
 
     losses = [row["distillation_loss"] for row in history]
     assert losses[-1] < 0.8 * losses[0]
-    assert all(torch.equal(v, network.fc.state_dict()[k]) for k, v in head.items())
+    assert all(torch.equal(v, network.get_submodule("fc").state_dict()[k]) for k, v in head.items())
 
 
 def test_a_distilled_fold_saves_its_trunk_and_resumes_from_it(
