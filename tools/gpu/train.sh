@@ -1,7 +1,9 @@
 #!/bin/bash
 # The ultrasound training runs of a GPU session (the `device` tool's machine), in one command.
 # Arm A: ResNet18 from scratch. Arm B: branet-pretrain (SimCLR on every ultrasound image,
-# normals included), then the same fine-tuning from that trunk. Each: 5-fold CV on BUSI,
+# normals included), then the same fine-tuning from that trunk. Arm C: the ResNet18 taught
+# ImageNet MobileNetV2's features first (--distil-from, each fold's training sites' images,
+# BUSI's normals included), then the same training (issue 28). Each: 5-fold CV on BUSI,
 # leave-one-site-out, and the final model, 9 processes at once (--jobs). Results, split in
 # 15 MB parts (the tool returns at most 8 files of 16 MiB), land in $OUT.
 #
@@ -9,6 +11,8 @@
 # not our other packages):
 #   python tools/gpu/pack_data.py --out .gpu/data ../shared/data/{busi,breast_lesions_usg,bus_uclm,busi_normal_256}
 #   cp tools/gpu/train.sh .gpu/   # and download the wheels of pydantic, fastapi & co into .whl
+#   cp ../shared/data/pretrained/tf2_mobilenet_v2_1.0_224_ptq.tflite .gpu/   # arm C (4 MB;
+#   its wheels: tflite and flatbuffers)
 #   git rm -r -q --cached models && echo /models/ >> .git/info/exclude   # 54 MiB stay here
 # Call: ARMS=AB EPOCHS=60 SIZE=160 ... bash .gpu/train.sh, carry [".gpu", ".whl"]; afterwards
 # `git reset -q models` and drop the exclude line.
@@ -17,8 +21,8 @@
 # which left its fine-tuning cut off at the 530 s limit: run B alone, with more workers.
 # With EXTRA="--lesion-channel" (1.2.0, 2026-11-27): arm A alone 265 s; two more seeds'
 # cross-validation and leave-one-site-out at once (two such runs side by side) 245 s, CV only 165 s.
-# Scale by env: ARMS (AB, A or B), EPOCHS, SIZE, JOBS, PRE_EPOCHS, PRE_SIZE, PRE_WORKERS,
-# LIMIT (seconds per arm), WORK, SEED, VERSION (of the card shipped, 1.2.0), EXTRA (more
+# Scale by env: ARMS (any of A, B, C; AB by default), DISTIL_EPOCHS (arm C), EPOCHS, SIZE,
+# JOBS, PRE_EPOCHS, PRE_SIZE, PRE_WORKERS, LIMIT (seconds per arm), WORK, SEED, VERSION (of the card shipped, 1.2.0), EXTRA (more
 # branet-train flags, e.g. "--lesion-channel", "--keep-aspect" or "--cv-with-other-sites").
 set -u
 export PYTHONUNBUFFERED=1
@@ -42,11 +46,13 @@ common="--modality ultrasound --data $US --cv-sites busi --loso --epochs $E --si
 train() { $PY -c 'import sys; from branet_training.classifier.train import main; main(sys.argv[1:])' "$@"; }
 pretrain() { $PY -c 'import sys; from branet_training.classifier.pretrain import main; main(sys.argv[1:])' "$@"; }
 start=$(date +%s)
-[ "${ARMS:-AB}" != B ] && (timeout $L bash -c "$(declare -f train); PY=$PY; train $common --ship $W/A/models --out $W/A/report --work-dir $W/A/work" > "$OUT/A.log" 2>&1; echo "A exit $? after $(( $(date +%s) - start )) s" >> "$OUT/A.log") &
-[ "${ARMS:-AB}" != A ] && (timeout $L bash -c "$(declare -f train pretrain); PY=$PY; pretrain --data $US $D/busi_normal_256 --out $W/B/trunk.pt --epochs ${PRE_EPOCHS:-300} --size ${PRE_SIZE:-160} --workers ${PRE_WORKERS:-6} && echo pretrained after \$(( \$(date +%s) - $start )) s && train $common --pretrained $W/B/trunk.pt --ship $W/B/models --out $W/B/report --work-dir $W/B/work" > "$OUT/B.log" 2>&1; echo "B exit $? after $(( $(date +%s) - start )) s" >> "$OUT/B.log") &
+ARMS=${ARMS:-AB}
+[[ $ARMS == *A* ]] && (timeout $L bash -c "$(declare -f train); PY=$PY; train $common --ship $W/A/models --out $W/A/report --work-dir $W/A/work" > "$OUT/A.log" 2>&1; echo "A exit $? after $(( $(date +%s) - start )) s" >> "$OUT/A.log") &
+[[ $ARMS == *B* ]] && (timeout $L bash -c "$(declare -f train pretrain); PY=$PY; pretrain --data $US $D/busi_normal_256 --out $W/B/trunk.pt --epochs ${PRE_EPOCHS:-300} --size ${PRE_SIZE:-160} --workers ${PRE_WORKERS:-6} && echo pretrained after \$(( \$(date +%s) - $start )) s && train $common --pretrained $W/B/trunk.pt --ship $W/B/models --out $W/B/report --work-dir $W/B/work" > "$OUT/B.log" 2>&1; echo "B exit $? after $(( $(date +%s) - start )) s" >> "$OUT/B.log") &
+[[ $ARMS == *C* ]] && (timeout $L bash -c "$(declare -f train); PY=$PY; train $common --distil-from .gpu/tf2_mobilenet_v2_1.0_224_ptq.tflite --distil-epochs ${DISTIL_EPOCHS:-30} --distil-unlabelled busi=$D/busi_normal_256 --ship $W/C/models --out $W/C/report --work-dir $W/C/work" > "$OUT/C.log" 2>&1; echo "C exit $? after $(( $(date +%s) - start )) s" >> "$OUT/C.log") &
 wait
 cp $W/B/trunk.json "$OUT/" 2>/dev/null
-for arm in A B; do
+for arm in A B C; do
   [ -d $W/$arm ] || continue
   (cd $W/$arm && tar -cf - $(ls -d report models 2>/dev/null) $(find work -name result.json 2>/dev/null)) | split -b 15M - "$OUT/$arm.tar.part"
 done
