@@ -22,8 +22,9 @@
 # With EXTRA="--lesion-channel" (1.2.0, 2026-11-27): arm A alone 265 s; two more seeds'
 # cross-validation and leave-one-site-out at once (two such runs side by side) 245 s, CV only 165 s.
 # Scale by env: ARMS (any of A, B, C; AB by default), DISTIL_EPOCHS (arm C), EPOCHS, SIZE,
-# JOBS, PRE_EPOCHS, PRE_SIZE, PRE_WORKERS, LIMIT (seconds per arm), WORK, SEED, VERSION (of the card shipped, 1.2.0), EXTRA (more
-# branet-train flags, e.g. "--lesion-channel", "--keep-aspect" or "--cv-with-other-sites").
+# JOBS, PRE_EPOCHS, PRE_SIZE, PRE_WORKERS, LIMIT (seconds per arm), WORK, SEED, VERSION (of
+# the card shipped, 1.2.0), EXTRA (more branet-train flags, e.g. "--lesion-channel",
+# "--keep-aspect" or "--cv-with-other-sites").
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
