@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from branet_classifier.model import build_resnet18, model_tensor
+from branet_classifier.model import ClassifierCard, build_resnet18, model_tensor
 from branet_runtime.files import sha256_of_file
 from branet_segmenter.model import pad_as_tensorflow
 from branet_training import pretrained
+from branet_training.classifier.cards import card_markdown
 from branet_training.classifier.data import load_samples
 from branet_training.classifier.distil import (
     FrozenTeacher,
@@ -119,6 +120,18 @@ def test_unlabelled_images_are_seen_whole_with_no_lesion_marked(tmp_path: Path) 
     assert inputs.shape == (3, 32, 32)
     assert torch.equal(inputs[2], torch.zeros(32, 32))  # the marker says "unknown"
     assert label == -1
+
+
+def test_a_distilled_models_card_names_its_teacher_and_licence() -> None:
+    models = Path(__file__).parents[3] / "models"
+    card = ClassifierCard.model_validate_json((models / "ultrasound.json").read_text())
+    training = card.training | {"distil_from": "x/tf2_mobilenet_v2_1.0_224_ptq.tflite"}
+    training |= {"distil_epochs": 30}
+
+    text = " ".join(card_markdown(card.model_copy(update={"training": training})).split())
+
+    assert "taught ImageNet's features by the MobileNetV2 in `tf2_mobilenet_v2_1.0_224_ptq" in text
+    assert "30 epochs of feature distillation; Google's, Apache-2.0" in text
 
 
 def test_distillation_starts_from_scratch_only() -> None:
