@@ -36,7 +36,7 @@ import torch
 
 from branet_shared.schemas import Modality
 from branet_training.classifier.cards import git_commit, ship
-from branet_training.classifier.data import load_samples
+from branet_training.classifier.data import Sample, load_samples
 from branet_training.classifier.distil import site_folder
 from branet_training.classifier.engine import TrainConfig
 from branet_training.classifier.folds import (
@@ -48,7 +48,10 @@ from branet_training.classifier.folds import (
     variant_sections,
 )
 from branet_training.classifier.report import write_report
+from branet_training.pretrained import checked_conversion
 from branet_training.runs import pick_device
+
+log = logging.getLogger(__name__)
 
 
 def share(text: str) -> float:
@@ -213,6 +216,11 @@ def main(argv: list[str] | None = None) -> None:
         "config": asdict(config),
         "deduplication": asdict(dedup),
     }
+    if teacher := args.distil_from or args.imagenet_teacher:
+        conversion = teacher_conversion(teacher, samples)
+        context["teacher_conversion"] = conversion
+        cosine = conversion["tensorflow_padding"]["mean_cosine"]
+        context["teacher_mean_cosine_with_litert"] = cosine
     plans = plan_sections(
         samples, args.cv, args.cv_sites, args.loso, splits_seed(config), args.cv_with_other_sites
     )
@@ -240,6 +248,15 @@ def main(argv: list[str] | None = None) -> None:
             )
             if shipped is not None:
                 print(f"shipped {shipped}")
+
+
+def teacher_conversion(path: Path, samples: list[Sample]) -> dict[str, Any]:
+    """The converted teacher checked against LiteRT on 32 of the run's images, spread over its
+    sites, before anything is trained from it (`checked_conversion`)."""
+    step = max(1, len(samples) // 32)
+    results = checked_conversion(path, [s.item.path for s in samples[::step][:32]])
+    log.info("teacher conversion: %s", json.dumps(results))
+    return results
 
 
 def network_name(config: TrainConfig) -> str:

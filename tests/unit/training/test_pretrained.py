@@ -20,6 +20,7 @@ from branet_training.pretrained import (
     calibrate_batch_norm,
     load_imagenet_trunk,
     mobilenet_v2_from_tflite,
+    require_agreement,
     verified_tflite,
 )
 from tests.tflite_files import random_mobilenet_v2, write_mobilenet_tflite
@@ -146,3 +147,14 @@ def test_the_teacher_is_a_reference_never_shipped() -> None:
         )  # fmt: skip
     with pytest.raises(ValueError, match="RGB crops"):
         TrainConfig(imagenet_teacher="t.tflite", lesion_channel=True)
+
+
+def test_training_refuses_a_teacher_whose_conversion_misses_the_file() -> None:
+    # The real file's check as measured: right, and with only the padding wrong.
+    right = {"top1_agreement": 0.8125, "mean_cosine": 0.9718, "top5_overlap": 0.85}
+    padded_wrong = {"top1_agreement": 0.2812, "mean_cosine": 0.5053, "top5_overlap": 0.2938}
+    results = {"file": "tf2_mobilenet_v2_1.0_224_ptq.tflite", "images": 32}
+
+    require_agreement(results | {"tensorflow_padding": right})
+    with pytest.raises(ValueError, match=r"mean cosine of 0\.505 .* on 32 images"):
+        require_agreement(results | {"tensorflow_padding": padded_wrong})
