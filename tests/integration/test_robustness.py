@@ -36,18 +36,23 @@ def stored_blobs(stack: Stack) -> list[Path]:
     return [p for p in blobs.rglob("*") if p.is_file() and p.name != ".check"]
 
 
-@pytest.fixture(scope="module")
-def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def limited_stack(root: Path, model_dir: Path, per_user: str) -> Iterator[Stack]:
+    """A stack with tight limits: `per_user` analyses per user, 2 in flight at most."""
     stack = start_stack(
-        tmp_path_factory.mktemp("robust"),
+        root,
         model_dir,
-        GATEWAY_RATE_LIMIT_PER_USER="100/minute",
+        GATEWAY_RATE_LIMIT_PER_USER=per_user,
         GATEWAY_RATE_LIMIT_PER_IP="100000/minute",
         GATEWAY_MAX_IN_FLIGHT_ANALYSES="2",
     )
     stack.up(timeout_s=120)
     yield stack
     stack.down()
+
+
+@pytest.fixture(scope="module")
+def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from limited_stack(tmp_path_factory.mktemp("robust"), model_dir, "100/minute")
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +60,7 @@ def loaded_stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     """A stack of its own for the load test: the other tests' requests would spend its user's
     budget. 10 a minute is under the ~30 analyses two in flight finish during the test, so
     it sees the limit as well as shedding."""
-    stack = start_stack(
-        tmp_path_factory.mktemp("loaded"),
-        model_dir,
-        GATEWAY_RATE_LIMIT_PER_USER="10/minute",
-        GATEWAY_RATE_LIMIT_PER_IP="100000/minute",
-        GATEWAY_MAX_IN_FLIGHT_ANALYSES="2",
-    )
-    stack.up(timeout_s=120)
-    yield stack
-    stack.down()
+    yield from limited_stack(tmp_path_factory.mktemp("loaded"), model_dir, "10/minute")
 
 
 def test_hostile_files_are_refused_without_harm(stack: Stack) -> None:
