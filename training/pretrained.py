@@ -325,25 +325,27 @@ def require_agreement(results: dict[str, Any]) -> None:
         )
 
 
+def tensorflow_pixels(standardised: torch.Tensor) -> torch.Tensor:
+    """The classifier's ImageNet-standardised N×3×H×W input as the [-1, 1] pixels the TFLite
+    MobileNetV2 was trained on."""
+    mean = standardised.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = standardised.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (standardised * std + mean) * 2.0 - 1.0
+
+
 class ImageNetTeacher(torch.nn.Module):
     """ImageNet's MobileNetV2 as a two-class classifier of the classifier's own inputs
-    (ImageNet-standardised RGB): mapped back to the [-1, 1] pixels it was trained on, padded as
-    TensorFlow pads, with a new head on its 1,280 pooled features."""
-
-    mean: torch.Tensor
-    std: torch.Tensor
+    (ImageNet-standardised RGB), padded as TensorFlow pads, with a new head on its 1,280 pooled
+    features."""
 
     def __init__(self, tflite: Path, classes: int = 2) -> None:
         super().__init__()
         network = pad_as_tensorflow(mobilenet_v2_from_tflite(verified_tflite(tflite)))
         network.classifier[-1] = torch.nn.Linear(network.last_channel, classes)
         self.network = network
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, standardised: torch.Tensor) -> torch.Tensor:
-        pixels = standardised * self.std + self.mean  # back to [0, 1]
-        logits: torch.Tensor = self.network(pixels * 2.0 - 1.0)
+        logits: torch.Tensor = self.network(tensorflow_pixels(standardised))
         return logits
 
 
@@ -383,3 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
+    try:
+        require_agreement(results)
+    except ValueError as exc:
+        parser.exit(1, f"branet-convert-mobilenet: {exc}\n")

@@ -24,10 +24,13 @@ from torch.utils.data import DataLoader
 from torchvision.models.feature_extraction import create_feature_extractor
 from tqdm import tqdm
 
-from branet_classifier.model import IMAGENET_MEAN, IMAGENET_STD
 from branet_segmenter.model import pad_as_tensorflow
 from branet_training.datasets import list_images
-from branet_training.pretrained import mobilenet_v2_from_tflite, verified_tflite
+from branet_training.pretrained import (
+    mobilenet_v2_from_tflite,
+    tensorflow_pixels,
+    verified_tflite,
+)
 from branet_training.runs import bf16_autocast, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -50,9 +53,8 @@ class FrozenTeacher(torch.nn.Module):
         return super().train(False)  # its batch norms hold ImageNet's folded statistics
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        gray = inputs[:, :1] * IMAGENET_STD[0] + IMAGENET_MEAN[0]  # back to [0, 1]
-        pixels = (gray * 2.0 - 1.0).expand(-1, 3, -1, -1)
-        pooled: torch.Tensor = self.features(pixels).mean(dim=(2, 3))
+        gray = tensorflow_pixels(inputs)[:, :1].expand(-1, 3, -1, -1)
+        pooled: torch.Tensor = self.features(gray).mean(dim=(2, 3))
         return pooled
 
 

@@ -121,6 +121,21 @@ def perturb_marker(marker: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return marker
 
 
+def crop_tensor(crop: LesionCrop, config: TrainConfig, rng: random.Random | None) -> torch.Tensor:
+    """The 3×S×S input for `crop`, augmented as in training when `rng` is given."""
+    pixels = image_to_tensor(crop.image, config.input_size, config.keep_aspect)
+    marker = (
+        lesion_marker(crop, config.input_size, config.keep_aspect)
+        if config.lesion_channel
+        else None
+    )
+    if rng is not None and config.augment:
+        pixels, marker = augment(pixels, rng, marker)
+        if marker is not None:
+            marker = perturb_marker(marker, rng)
+    return model_tensor(pixels, marker, config.lesion_channel)
+
+
 class LesionDataset(Dataset[tuple[torch.Tensor, int]]):
     def __init__(
         self,
@@ -151,20 +166,8 @@ class LesionDataset(Dataset[tuple[torch.Tensor, int]]):
         return crop
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        config = self.config
-        crop = self.crop(index)
-        pixels = image_to_tensor(crop.image, config.input_size, config.keep_aspect)
-        marker = (
-            lesion_marker(crop, config.input_size, config.keep_aspect)
-            if config.lesion_channel
-            else None
-        )
-        if self.train and config.augment:
-            pixels, marker = augment(pixels, self.rng, marker)
-            if marker is not None:
-                marker = perturb_marker(marker, self.rng)
         label = 1 if self.samples[index].label is Label.MALIGNANT else 0
-        return model_tensor(pixels, marker, config.lesion_channel), label
+        return crop_tensor(self.crop(index), self.config, self.rng if self.train else None), label
 
 
 class UnlabelledViews(Dataset[tuple[torch.Tensor, int]]):
@@ -179,12 +182,7 @@ class UnlabelledViews(Dataset[tuple[torch.Tensor, int]]):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        config = self.config
-        image = self.images(self.paths[index])
-        pixels = image_to_tensor(image, config.input_size, config.keep_aspect)
-        if config.augment:
-            pixels, _ = augment(pixels, self.rng)
-        return model_tensor(pixels, None, config.lesion_channel), -1
+        return crop_tensor(LesionCrop(self.images(self.paths[index])), self.config, self.rng), -1
 
 
 def _random_context(image: Image.Image, box: BoundingBox, rng: random.Random) -> LesionCrop:

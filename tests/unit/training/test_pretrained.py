@@ -1,6 +1,7 @@
 """`branet-convert-mobilenet`'s conversion, on TFLite files written from networks of known
 weights (the real ImageNet files are in ../shared/data, which tests never read)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,10 @@ from branet_training.pretrained import (
     verified_tflite,
 )
 from tests.tflite_files import random_mobilenet_v2, write_mobilenet_tflite
+
+# The real file's check as measured: right, and with only the padding wrong.
+RIGHT = {"top1_agreement": 0.8125, "mean_cosine": 0.9718, "top5_overlap": 0.85}
+WRONG = {"top1_agreement": 0.2812, "mean_cosine": 0.5053, "top5_overlap": 0.2938}
 
 
 @pytest.fixture(scope="module")
@@ -150,11 +155,27 @@ def test_the_teacher_is_a_reference_never_shipped() -> None:
 
 
 def test_training_refuses_a_teacher_whose_conversion_misses_the_file() -> None:
-    # The real file's check as measured: right, and with only the padding wrong.
-    right = {"top1_agreement": 0.8125, "mean_cosine": 0.9718, "top5_overlap": 0.85}
-    padded_wrong = {"top1_agreement": 0.2812, "mean_cosine": 0.5053, "top5_overlap": 0.2938}
     results = {"file": "tf2_mobilenet_v2_1.0_224_ptq.tflite", "images": 32}
 
-    require_agreement(results | {"tensorflow_padding": right})
+    require_agreement(results | {"tensorflow_padding": RIGHT})
     with pytest.raises(ValueError, match=r"mean cosine of 0\.505 .* on 32 images"):
-        require_agreement(results | {"tensorflow_padding": padded_wrong})
+        require_agreement(results | {"tensorflow_padding": WRONG})
+
+
+def test_the_converter_writes_its_check_and_refuses_one_under_the_bar(
+    tflite_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(pretrained.KNOWN_FILES, tflite_file.name, sha256_of_file(tflite_file))
+    results = {"file": tflite_file.name, "images": 32}
+    out = tmp_path / "check.json"
+    command = [str(tflite_file), "--check", str(tmp_path), "--out", str(out)]
+
+    monkeypatch.setattr(pretrained, "check", lambda *_: results | {"tensorflow_padding": RIGHT})
+    pretrained.main(command)
+    assert json.loads(out.read_text())["tensorflow_padding"] == RIGHT
+
+    monkeypatch.setattr(pretrained, "check", lambda *_: results | {"tensorflow_padding": WRONG})
+    with pytest.raises(SystemExit) as exited:
+        pretrained.main(command)
+    assert exited.value.code == 1
+    assert json.loads(out.read_text())["tensorflow_padding"] == WRONG  # written all the same
