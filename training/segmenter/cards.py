@@ -115,4 +115,20 @@ def _measured_limits(metrics: dict[str, float]) -> str:
             f" {metrics['loso_lesion_found_rate']:.0%} of lesion images at a new hospital; the"
             " others are classified whole."
         )
+    if all(name in metrics for name in CLASSIFIER_AUCS):
+        automatic, whole, box = (metrics[name] for name in CLASSIFIER_AUCS)
+        lines.append(
+            f"- The classifier's ROC AUC at a new hospital on this model's automatic crops is"
+            f" {automatic:.3f}, against {whole:.3f} on whole images and {box:.3f} on the true"
+            " lesion boxes, by the same fold models (`branet-train --segmenter-folds`)."
+        )
     return "\n".join(lines)
+
+
+# What automatic crops do for the classifier, leave-one-site-out (recorded on the card by hand
+# from `branet-train --loso --segmenter-folds`'s report: another command's measurement).
+CLASSIFIER_AUCS = (
+    "loso_classifier_automatic_roi_auc",
+    "loso_classifier_whole_image_auc",
+    "loso_classifier_box_auc",
+)
