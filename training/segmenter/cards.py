@@ -14,6 +14,14 @@ from branet_segmenter.model import SegmenterCard
 # settings differ): MedSAM with a box predicted from one click, arXiv:2606.04705 (2026).
 PUBLISHED_BUSI_DICE = 0.89
 
+# What automatic crops do for the classifier, leave-one-site-out (recorded on the card by hand
+# from `branet-train --loso --segmenter-folds`'s report: another command's measurement).
+CLASSIFIER_AUCS = (
+    "loso_classifier_automatic_roi_auc",
+    "loso_classifier_whole_image_auc",
+    "loso_classifier_box_auc",
+)
+
 
 def encoder_start(training: dict[str, Any]) -> str:
     """Where the encoder's weights started, as the training config says."""
@@ -123,12 +131,3 @@ def _measured_limits(metrics: dict[str, float]) -> str:
             " lesion boxes, by the same fold models (`branet-train --segmenter-folds`)."
         )
     return "\n".join(lines)
-
-
-# What automatic crops do for the classifier, leave-one-site-out (recorded on the card by hand
-# from `branet-train --loso --segmenter-folds`'s report: another command's measurement).
-CLASSIFIER_AUCS = (
-    "loso_classifier_automatic_roi_auc",
-    "loso_classifier_whole_image_auc",
-    "loso_classifier_box_auc",
-)
