@@ -146,6 +146,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--encoder-lr-scale", type=float, default=defaults.encoder_lr_scale)
     parser.add_argument(
+        "--encoder-frozen-blocks",
+        type=int,
+        default=defaults.encoder_frozen_blocks,
+        help="with --encoder-init: keep MobileNetV2's first N blocks as ImageNet made them",
+    )
+    parser.add_argument(
         "--box-mask-prompt",
         action=argparse.BooleanOptionalAction,
         default=defaults.box_mask_prompt,
@@ -163,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         device=args.device,
         encoder_init=args.encoder_init,
         encoder_lr_scale=args.encoder_lr_scale,
+        encoder_frozen_blocks=args.encoder_frozen_blocks,
         box_mask_prompt=args.box_mask_prompt,
     )
     images = load_masked_images(args.data, args.normals)

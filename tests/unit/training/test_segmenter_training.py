@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from branet_runtime.files import sha256_of_file
@@ -52,6 +53,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "--out", str(root / "report"), "--loso", "--fold-models", str(root / "folds"),
                 "--ship", str(root / "models"), "--epochs", "1", "--size", "64",
                 "--batch-size", "4", "--version", "0.0.1-test", "--encoder-init", str(imagenet),
+                "--encoder-frozen-blocks", "2",
             ]
         )  # fmt: skip
     return root
@@ -113,6 +115,22 @@ def test_the_shipped_card_pins_its_weights(run: Path) -> None:
     assert card["weights_sha256"] == sha256_of_file(run / "models" / card["weights_file"])
     assert card["input_size"] == 64
     assert 0 <= card["lesion_threshold"] <= 1
+
+
+def test_frozen_blocks_keep_imagenets_weights_and_the_rest_learn(run: Path) -> None:
+    from safetensors.torch import load_file
+
+    from branet_training.pretrained import mobilenet_v2_from_tflite
+
+    imagenet = mobilenet_v2_from_tflite(run / "mnv2.tflite").features.half()  # as shipped
+    shipped = load_file(run / "models" / "segmenter.safetensors")
+
+    assert torch.equal(
+        shipped["image_encoder.stride16.1.conv.0.0.weight"], imagenet[1].conv[0][0].weight
+    )
+    assert not torch.equal(
+        shipped["image_encoder.stride16.2.conv.0.0.weight"], imagenet[2].conv[0][0].weight
+    )
 
 
 @pytest.fixture
