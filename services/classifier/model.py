@@ -163,40 +163,56 @@ def standardise(
 
 @dataclass(frozen=True)
 class LesionCrop:
-    """What the classifier is shown: an image and, where known, the lesion's box within it."""
+    """What the classifier is shown: an image and, where known, the lesion's box within it and
+    the segmenter's mask of it (an `L` image of the same size, 255 on the lesion)."""
 
     image: Image.Image
     lesion: BoundingBox | None = None
+    outline: Image.Image | None = None
 
 
 def crop_around(
-    image: Image.Image, box: BoundingBox, rect: tuple[int, int, int, int]
+    image: Image.Image,
+    box: BoundingBox,
+    rect: tuple[int, int, int, int],
+    outline: Image.Image | None = None,
 ) -> LesionCrop:
-    """`image` cut to `rect` (left, top, right, bottom), with the lesion's box moved into it."""
+    """`image` (and `outline`) cut to `rect` (left, top, right, bottom), with the lesion's box
+    moved into it."""
     left, top = rect[0], rect[1]
     inside = BoundingBox(x0=box.x0 - left, y0=box.y0 - top, x1=box.x1 - left, y1=box.y1 - top)
-    return LesionCrop(image.crop(rect), inside)
+    return LesionCrop(image.crop(rect), inside, None if outline is None else outline.crop(rect))
 
 
-def crop_to_lesion(image: Image.Image, box: BoundingBox | None, margin: float) -> LesionCrop:
-    """The box with `margin` of context (`roi_rect`), and the box within that crop; without a
-    box, the image as it is."""
+def crop_to_lesion(
+    image: Image.Image,
+    box: BoundingBox | None,
+    margin: float,
+    outline: Image.Image | None = None,
+) -> LesionCrop:
+    """The box with `margin` of context (`roi_rect`), and the box (and `outline`) within that
+    crop; without a box, the image as it is."""
     if box is None:
         return LesionCrop(image)
-    return crop_around(image, box, roi_rect(image, box, margin))
+    return crop_around(image, box, roi_rect(image, box, margin), outline)
 
 
 def lesion_marker(crop: LesionCrop, size: int, keep_aspect: bool) -> torch.Tensor | None:
-    """The ellipse inscribed in the lesion's box, 1×S×S in {0, 1}, resized as the image is.
+    """The lesion marker, 1×S×S in {0, 1}, resized as the image is: the ellipse inscribed in the
+    lesion's box, or the crop's `outline` where it has one.
 
     It tells the model which part of the crop is the lesion and which is context. The
-    ellipse, not the outline: a model trained on the annotators' outlines did no better with
+    ellipse by default: a model trained on the annotators' outlines did no better with
     them than with this ellipse, and worse with outlines a tenth off (models/README.md).
     """
     if crop.lesion is None:
         return None
-    marker = inscribed_ellipse(crop.lesion, crop.image.size)
-    return (image_to_tensor(marker, size, keep_aspect) > 0.5).float()
+    shape = (
+        crop.outline
+        if crop.outline is not None
+        else inscribed_ellipse(crop.lesion, crop.image.size)
+    )
+    return (image_to_tensor(shape, size, keep_aspect) > 0.5).float()
 
 
 def model_tensor(

@@ -39,6 +39,8 @@ class Sample:
     item: LabelledImage
     group: str  # split unit: twins and a patient's images share one
     lesion: BoundingBox | None
+    # The segmenter's mask of the lesion (`L`, the image's size), where it gave one.
+    outline: Image.Image | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> Label:

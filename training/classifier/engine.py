@@ -100,7 +100,7 @@ class ImageCache:
 
 def model_input(sample: Sample, image: Image.Image, margin: float) -> LesionCrop:
     """What the service classifies: the lesion crop when a box is known, else the image."""
-    return crop_to_lesion(image, sample.lesion, margin)
+    return crop_to_lesion(image, sample.lesion, margin, sample.outline)
 
 
 def perturb_marker(marker: torch.Tensor, rng: random.Random) -> torch.Tensor:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 from sklearn.model_selection import StratifiedGroupKFold
 
@@ -77,6 +78,7 @@ def split_calibration(samples: Sequence[Sample], seed: int) -> tuple[list[Sample
 
 WHOLE_IMAGE = "-whole-image"  # suffix of a report section whose test images are whole
 AUTOMATIC_ROI = "-automatic-roi"  # ... cropped where the segmenter's automatic mode says
+AUTOMATIC_ROI_MASK = "-automatic-roi-mask"  # ... its mask as the lesion channel
 
 
 @dataclass(frozen=True)
@@ -100,11 +102,16 @@ def fold_segmenter(segmenters: Path | None, fold: str) -> BraNetSegmenter | None
 def automatic_roi_samples(
     samples: Sequence[Sample], segmenter: BraNetSegmenter, images: ImageCache
 ) -> list[Sample]:
-    """Each sample with the box the segmenter's automatic mode finds, None where it finds none."""
+    """Each sample with the box and mask the segmenter's automatic mode finds, None where it
+    finds none."""
     found = []
     for sample in samples:
         lesion = segmenter.automatic(images(sample.item.path), str(sample.item.path))
-        found.append(replace(sample, lesion=None if lesion is None else bounding_box(lesion.mask)))
+        if lesion is None:
+            found.append(replace(sample, lesion=None, outline=None))
+            continue
+        outline = Image.fromarray(lesion.mask.astype(np.uint8) * 255)
+        found.append(replace(sample, lesion=bounding_box(lesion.mask), outline=outline))
     log.info(
         "automatic mode found a lesion in %d of %d images",
         sum(bool(s.lesion) for s in found),
@@ -142,9 +149,12 @@ def run_fold(
         whole = _fold_result(name, test_samples, logits, model)
         result = replace(result, whole_image=whole)
     automatic: FoldResult | None = None
+    automatic_mask: FoldResult | None = None
     if (segmenter := fold_segmenter(segmenters, name)) is not None:
-        automatic = _automatic_roi(name, test_samples, model, config, images, segmenter)
-        result = replace(result, automatic_roi=automatic)
+        automatic, automatic_mask = _automatic_roi(
+            name, test_samples, model, config, images, segmenter
+        )
+        result = replace(result, automatic_roi=automatic, automatic_roi_mask=automatic_mask)
     folder.mkdir(parents=True, exist_ok=True)
     # Weights (for later looks at a fold) before the result, whose presence marks the fold done.
     save_file(half_state(model.network), folder / "weights.safetensors")
@@ -158,6 +168,9 @@ def run_fold(
                 "ids": result.ids,
                 "whole_image": None if whole is None else _predictions(whole),
                 "automatic_roi": None if automatic is None else _predictions(automatic),
+                "automatic_roi_mask": None
+                if automatic_mask is None
+                else _predictions(automatic_mask),
                 "train": len(fit),
                 "calibration": len(calibration),
                 "seconds": time.perf_counter() - started,
@@ -176,11 +189,17 @@ def _automatic_roi(
     config: TrainConfig,
     images: ImageCache,
     segmenter: BraNetSegmenter,
-) -> FoldResult:
+) -> tuple[FoldResult, FoldResult | None]:
     """The fold's test images classified around what `segmenter` (trained without the fold's
-    test site) finds in automatic mode."""
+    test site) finds in automatic mode: with the ellipse in the found box as the lesion channel,
+    as served, and, for a model that reads the channel, with the found mask in its place."""
     found = automatic_roi_samples(samples, segmenter, images)
-    return _fold_result(name, samples, logits_of(model.network, found, config, images), model)
+    served = [replace(sample, outline=None) for sample in found]
+    boxed = _fold_result(name, samples, logits_of(model.network, served, config, images), model)
+    if not config.lesion_channel:
+        return boxed, None
+    masked = logits_of(model.network, found, config, images)
+    return boxed, _fold_result(name, samples, masked, model)
 
 
 def _with_automatic_roi(
@@ -190,11 +209,12 @@ def _with_automatic_roi(
     images: ImageCache,
     segmenters: Path | None,
 ) -> FoldResult:
-    """A saved fold, with its automatic-ROI part added (and saved) where it lacks one and a
+    """A saved fold, with its automatic-ROI parts added (and saved) where it lacks them and a
     segmenter for it is now at hand: the fold's weights are kept for such later looks."""
     data = json.loads(saved.read_text())
     result = _saved_result(saved.parent.name, data)
-    if result.automatic_roi is not None:
+    lacks_mask = config.lesion_channel and result.automatic_roi_mask is None
+    if result.automatic_roi is not None and not lacks_mask:
         return result
     segmenter = fold_segmenter(segmenters, result.name)
     if segmenter is None:
@@ -202,9 +222,14 @@ def _with_automatic_roi(
     network = build_network(config)
     load_weights(network, saved.parent / "weights.safetensors", "ResNet18")
     model = TrainedModel(network, result.temperature, [], data["malignant_prevalence"])
-    automatic = _automatic_roi(result.name, samples, model, config, images, segmenter)
-    saved.write_text(json.dumps({**data, "automatic_roi": _predictions(automatic)}))
-    return replace(result, automatic_roi=automatic)
+    automatic, masked = _automatic_roi(result.name, samples, model, config, images, segmenter)
+    parts = {"automatic_roi": automatic, "automatic_roi_mask": masked}
+    saved.write_text(
+        json.dumps(
+            {**data, **{k: None if v is None else _predictions(v) for k, v in parts.items()}}
+        )
+    )
+    return replace(result, automatic_roi=automatic, automatic_roi_mask=masked)
 
 
 def _fold_result(
@@ -246,10 +271,12 @@ def _saved_result(name: str, data: dict[str, Any]) -> FoldResult:
         )
 
     whole, automatic = data.get("whole_image"), data.get("automatic_roi")
+    masked = data.get("automatic_roi_mask")
     return replace(
         result(data),
         whole_image=result(whole) if whole else None,
         automatic_roi=result(automatic) if automatic else None,
+        automatic_roi_mask=result(masked) if masked else None,
     )
 
 
@@ -405,6 +432,12 @@ def variant_sections(
             AUTOMATIC_ROI,
             "crops around the box the segmenter's automatic mode"
             " found (trained without the test site), the whole image where it found none",
+        ),
+        (
+            "automatic_roi_mask",
+            AUTOMATIC_ROI_MASK,
+            "as the automatic-ROI crops, with the segmenter's mask as the lesion channel in"
+            " place of the ellipse inscribed in its box",
         ),
     )
     extra: dict[str, tuple[list[FoldResult], dict[str, Any]]] = {}

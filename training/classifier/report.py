@@ -55,6 +55,8 @@ class FoldResult:
     whole_image: "FoldResult | None" = None
     # ... and around the box the lesion segmenter's automatic mode found (whole where none).
     automatic_roi: "FoldResult | None" = None
+    # ... and again with the segmenter's mask, not the ellipse in its box, as lesion channel.
+    automatic_roi_mask: "FoldResult | None" = None
     threshold: float = 0.5  # malignant from this P(malignant): the model's operating point
 
 

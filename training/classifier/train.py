@@ -41,6 +41,7 @@ from branet_training.classifier.distil import site_folder
 from branet_training.classifier.engine import TrainConfig
 from branet_training.classifier.folds import (
     AUTOMATIC_ROI,
+    AUTOMATIC_ROI_MASK,
     WHOLE_IMAGE,
     FoldRunner,
     plan_sections,
@@ -298,6 +299,7 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
         auc_sections["cv_whole_image"] = cv[0] + WHOLE_IMAGE
     auc_sections["loso_whole_image"] = "leave-one-site-out" + WHOLE_IMAGE
     auc_sections["loso_automatic_roi"] = "leave-one-site-out" + AUTOMATIC_ROI
+    auc_sections["loso_automatic_roi_mask"] = "leave-one-site-out" + AUTOMATIC_ROI_MASK
     for prefix, name in auc_sections.items():
         if section := report["sections"].get(name):
             metrics[f"{prefix}_roc_auc_mean"] = round(section["mean_sd"]["roc_auc"]["mean"], 4)

@@ -123,11 +123,22 @@ def _measured_limits(metrics: dict[str, float]) -> str:
             f" {metrics['loso_lesion_found_rate']:.0%} of lesion images at a new hospital; the"
             " others are classified whole."
         )
+    if "loso_normal_marked_rate" in metrics:
+        lines.append(
+            f"- It marks a lesion on {metrics['loso_normal_marked_rate']:.0%} of images without"
+            " one, at a hospital left out of training."
+        )
     if all(name in metrics for name in CLASSIFIER_AUCS):
         automatic, whole, box = (metrics[name] for name in CLASSIFIER_AUCS)
         lines.append(
             f"- The classifier's ROC AUC at a new hospital on this model's automatic crops is"
             f" {automatic:.3f}, against {whole:.3f} on whole images and {box:.3f} on the true"
             " lesion boxes, by the same fold models (`branet-train --segmenter-folds`)."
+        )
+    if "loso_classifier_automatic_roi_mask_auc" in metrics:
+        lines.append(
+            "- Its mask as the classifier's lesion channel, in place of the ellipse inscribed in"
+            f" its box, gives {metrics['loso_classifier_automatic_roi_mask_auc']:.3f}: the"
+            " service keeps the ellipse."
         )
     return "\n".join(lines)

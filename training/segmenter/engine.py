@@ -59,7 +59,7 @@ class SegmenterTrainConfig:
     encoder_init: str | None = None
     encoder_lr_scale: float = 0.1
     # With `encoder_init`: MobileNetV2's first blocks kept as ImageNet made them (4: the
-    # stride-4 edges and textures). Their backward pass is over half a CPU step's cost.
+    # stride-4 edges and textures). Their backward pass is a quarter of a CPU step.
     encoder_frozen_blocks: int = 0
     box_mask_prompt: bool = True  # a box comes with its inscribed ellipse as the mask prompt
     seed: int = 0

@@ -112,9 +112,11 @@ def headline(sections: dict[str, Any]) -> dict[str, float]:
         values = [s["summary"][row][column] for s in sections.values() if row in s["summary"]]
         if values:
             metrics[name] = round(float(np.mean(values)), 4)
-    found = [s["summary"]["automatic"]["lesion_found_rate"] for s in sections.values()]
-    if found:
-        metrics["loso_lesion_found_rate"] = round(float(np.mean(found)), 4)
+    # No prompt: lesions found; lesions outlined whatever the score; images without one marked.
+    for name in ("lesion_found_rate", "lesion_outlined_rate", "normal_marked_rate"):
+        rates = [s["summary"]["automatic"][name] for s in sections.values()]
+        if present := [rate for rate in rates if rate is not None]:
+            metrics[f"loso_{name}"] = round(float(np.mean(present)), 4)
     return metrics
 
 

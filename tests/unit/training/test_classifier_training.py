@@ -4,12 +4,13 @@ exactly what it trained on."""
 import json
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 
 from branet_classifier.classify import ResNet18Classifier
@@ -21,6 +22,7 @@ from branet_training.classifier.engine import (
     ImageCache,
     LesionDataset,
     TrainConfig,
+    crop_tensor,
     model_input,
     temperature_for,
 )
@@ -340,6 +342,23 @@ def test_training_and_serving_preprocess_identically(
         # With the lesion channel, the third one marks the lesion (+1) and its context (-1).
         marks = set(torch.unique(served[2]).tolist())
         assert marks == {-1.0, 1.0} if model.card.lesion_channel else len(marks) > 2
+
+
+def test_a_segmenters_mask_marks_the_lesion_in_place_of_the_ellipse(dataset: Path) -> None:
+    sample = load_samples([dataset])[0][0]
+    image = ImageCache()(sample.item.path)
+    assert sample.lesion is not None
+    box = sample.lesion
+    outline = Image.new("L", image.size, 0)  # the whole box, corners too: not an ellipse
+    ImageDraw.Draw(outline).rectangle((box.x0, box.y0, box.x1 - 1, box.y1 - 1), fill=255)
+    config = TrainConfig(input_size=64, lesion_channel=True)
+
+    ellipse = crop_tensor(model_input(sample, image, 0.25), config, None)
+    mask = crop_tensor(model_input(replace(sample, outline=outline), image, 0.25), config, None)
+
+    assert torch.equal(mask[:2], ellipse[:2])  # the same crop
+    marked = float((mask[2] > 0).sum() / (ellipse[2] > 0).sum())
+    assert marked == pytest.approx(4 / np.pi, rel=0.1)  # a box's area over its ellipse's
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -88,6 +88,7 @@ def test_the_classifier_is_measured_on_the_crops_automatic_mode_finds(run: Path)
                 "--modality", "ultrasound", "--data", str(run / "site_a"), str(run / "site_b"),
                 "--out", str(run / "classifier"), "--work-dir", str(run / "classifier-work"),
                 "--cv", "0", "--loso", "--epochs", "1", "--size", "32", "--batch-size", "4",
+                "--lesion-channel",
                 *options,
             ]
         )  # fmt: skip
@@ -100,11 +101,13 @@ def test_the_classifier_is_measured_on_the_crops_automatic_mode_finds(run: Path)
 
     sections = classifier_loso("--segmenter-folds", str(run / "folds"))
 
-    crops, whole, automatic = (
-        sections[f"leave-one-site-out{suffix}"] for suffix in ("", "-whole-image", "-automatic-roi")
+    crops, whole, automatic, masked = (
+        sections[f"leave-one-site-out{suffix}"]
+        for suffix in ("", "-whole-image", "-automatic-roi", "-automatic-roi-mask")
     )
     assert automatic["input"].startswith("crops around the box the segmenter's automatic mode")
-    for section in (crops, whole, automatic):
+    assert "the segmenter's mask as the lesion channel" in masked["input"]
+    for section in (crops, whole, automatic, masked):
         assert 0 <= section["mean_sd"]["roc_auc"]["mean"] <= 1
     assert {p: p.stat().st_mtime for p in trained} == trained  # not trained again
 
@@ -115,6 +118,9 @@ def test_the_shipped_card_pins_its_weights(run: Path) -> None:
     assert card["weights_sha256"] == sha256_of_file(run / "models" / card["weights_file"])
     assert card["input_size"] == 64
     assert 0 <= card["lesion_threshold"] <= 1
+    # The no-prompt rates, left-out sites' means: normals are only at site_a's fold.
+    rates = ("loso_lesion_found_rate", "loso_lesion_outlined_rate", "loso_normal_marked_rate")
+    assert all(0 <= card["metrics"][rate] <= 1 for rate in rates)
 
 
 def test_frozen_blocks_keep_imagenets_weights_and_the_rest_learn(run: Path) -> None:
