@@ -268,13 +268,10 @@ def train_segmenter(
         encoder_lr *= config.encoder_lr_scale
     frozen = freeze_early_blocks(sam, config.encoder_frozen_blocks if config.encoder_init else 0)
     encoder = sam.image_encoder
-    trunk: list[torch.nn.Parameter] = [
-        p
-        for p in [*encoder.stride16.parameters(), *encoder.stride32.parameters()]
-        if p.requires_grad
-    ]
-    trunk_ids = {id(p) for p in encoder.stride16.parameters()} | {id(p) for p in trunk}
-    rest = [p for p in sam.parameters() if id(p) not in trunk_ids]
+    trunk_ids = {id(p) for p in [*encoder.stride16.parameters(), *encoder.stride32.parameters()]}
+    trainable = [p for p in sam.parameters() if p.requires_grad]  # the frozen blocks left out
+    trunk = [p for p in trainable if id(p) in trunk_ids]
+    rest = [p for p in trainable if id(p) not in trunk_ids]
     groups: list[dict[str, Any]] = [{"params": trunk, "lr": encoder_lr}, {"params": rest}]
     optimizer = torch.optim.AdamW(
         groups,
