@@ -15,7 +15,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +62,9 @@ class SegmenterTrainConfig:
     # stride-4 edges and textures). Their backward pass is a quarter of a CPU step.
     encoder_frozen_blocks: int = 0
     box_mask_prompt: bool = True  # a box comes with its inscribed ellipse as the mask prompt
+    # Automatic mode's threshold, fitted on the model's own training images, or on held-out
+    # sites' scores (train.py's `SiteModels.threshold`): the first found more lesions.
+    threshold_fit: Literal["training_images", "held_out_sites"] = "training_images"
     seed: int = 0
     device: str = "auto"
 

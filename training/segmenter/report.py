@@ -71,7 +71,7 @@ def score_image(
 def fitted_threshold(scores: Sequence[ImageScore]) -> float:
     """The predicted-IoU threshold that best separates automatic masks that found the lesion
     from those that did not (and from anything marked on an image without one): the best mean
-    of the two shares kept right. Fitted on training images only."""
+    of the two shares kept right. Never fitted on a test site's scores."""
     automatic = [s for s in scores if s.mode == "none"]
     right = np.array([s.kind != NORMAL and s.iou >= FOUND_IOU for s in automatic])
     values = np.array([s.score for s in automatic])

@@ -6,10 +6,15 @@ seen, and ship it.
 
 1. Every masked image of the sites, deduplicated and grouped (`data.py`), and the normals.
 2. With `--loso`: for each site, train on the others (their normals too) and score the site's
-   images in every prompt mode (`report.py`); the automatic mode's threshold is fitted on the
-   training images, never on the site scored.
-3. With `--ship DIR`: train on everything, fit the threshold on it, and write `segmenter.json`
-   (the card) and `segmenter.safetensors` to DIR, where the segmenter loads them by default.
+   images in every prompt mode (`report.py`).
+3. With `--ship DIR`: train on everything and write `segmenter.json` (the card) and
+   `segmenter.safetensors` to DIR, where the segmenter loads them by default.
+
+Automatic mode's threshold is fitted on the model's own training images, or, with
+`--threshold-fit held_out_sites`, on scores at hospitals unseen, as its own will be: each of
+its training sites scored by a model trained on its other training sites (inside a fold, never
+on the site the fold leaves out; for the shipped model, the folds' own scores). The first
+found more lesions at a new hospital (README, "BraNet's own lesion segmenter").
 """
 
 import argparse
@@ -17,7 +22,7 @@ import datetime as dt
 import logging
 import platform
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,49 +57,140 @@ def scored(
     return [s for image in images for s in score_image(segmenter, image, rng, prompted)]
 
 
-def trained_segmenter(
-    images: Sequence[MaskedImage], config: SegmenterTrainConfig, label: str
-) -> tuple[BraNetSegmenter, list[dict[str, float]]]:
-    """A model trained on `images`, its automatic threshold fitted on them, and its history."""
-    trained = train_segmenter(images, config, label)
-    segmenter = BraNetSegmenter(trained.card, trained.sam, EmbeddingCache(1))
-    # The threshold is fitted on the no-prompt answers alone: the other modes are not scored.
-    training_scores = scored(segmenter, images, config.seed, prompted=False)
-    threshold = fitted_threshold(training_scores)
-    segmenter.card = segmenter.card.model_copy(update={"lesion_threshold": threshold})
-    return segmenter, trained.history
+def weights_config(config: dict[str, Any]) -> dict[str, Any]:
+    """What decides a model's weights: the configuration less where it ran."""
+    return {key: value for key, value in config.items() if key not in ("device", "threshold_fit")}
 
 
-def leave_one_site_out(
-    images: Sequence[MaskedImage],
-    config: SegmenterTrainConfig,
-    sites: Sequence[str] | None,
-    out: Path,
-    fold_models: Path | None = None,
-) -> dict[str, Any]:
-    """Each site scored by a model trained on the others; with `fold_models`, each such model
-    is kept there (`leave-out-<site>/`), for measuring what its crops do to the classifier.
-    A page of example overlays per site goes to `out`."""
+@dataclass
+class Trained:
+    segmenter: BraNetSegmenter
+    history: list[dict[str, float]]
+    reused: str | None = None  # the kept model's version and the commit it was trained at
+
+
+class SiteModels:
+    """Models trained on sets of the sites, each trained once: the leave-one-site-out folds and,
+    inside each fold, the models whose held-out scores fit its threshold. With `folder`, each is
+    kept there as `leave-out-<sites>/`; with `reuse`, one kept there by an earlier run of the
+    same configuration is scored again instead of trained again."""
+
+    def __init__(
+        self,
+        images: Sequence[MaskedImage],
+        config: SegmenterTrainConfig,
+        folder: Path | None,
+        reuse: bool,
+    ) -> None:
+        self.images = images
+        self.config = config
+        self.folder = folder
+        self.reuse = reuse
+        self.sites = frozenset(image.site for image in images)
+        self.models: dict[frozenset[str], Trained] = {}
+
+    def of_site(self, site: str) -> list[MaskedImage]:
+        return [image for image in self.images if image.site == site]
+
+    def name(self, sites: frozenset[str]) -> str:
+        return "leave-out-" + "+".join(sorted(self.sites - sites))
+
+    def trained_on(self, sites: frozenset[str]) -> Trained:
+        """The model trained on `sites` (fewer than all), its threshold not yet fitted."""
+        if sites not in self.models:
+            kept = None if self.folder is None else self.folder / self.name(sites)
+            trained = self.reused(kept) or self.trained(sites)
+            if kept is not None:
+                self.keep(trained, kept)
+            self.models[sites] = trained
+        return self.models[sites]
+
+    def reused(self, kept: Path | None) -> Trained | None:
+        """The model kept at `kept` if `reuse` and its card says it was trained so."""
+        card = None if kept is None else kept / "segmenter.json"
+        if not self.reuse or card is None or not card.exists():
+            return None
+        segmenter = BraNetSegmenter.load(card, EmbeddingCache(1))
+        trained_with = segmenter.card.training.get("config")
+        if trained_with is None or weights_config(trained_with) != weights_config(
+            asdict(self.config)
+        ):
+            raise SystemExit(f"{card} was trained with another configuration: not reused")
+        log.info("reusing %s (%s)", card, segmenter.card.version)
+        history = segmenter.card.training.get("history", [])
+        commit = segmenter.card.training.get("code_commit", "?")
+        return Trained(segmenter, history, f"{segmenter.card.version}, trained at {commit}")
+
+    def trained(self, sites: frozenset[str]) -> Trained:
+        train = [image for image in self.images if image.site in sites]
+        label = "final" if sites == self.sites else self.name(sites)
+        model = train_segmenter(train, self.config, label)
+        return Trained(BraNetSegmenter(model.card, model.sam, EmbeddingCache(1)), model.history)
+
+    def keep(self, trained: Trained, folder: Path) -> None:
+        training = {
+            "config": asdict(self.config),
+            "history": trained.history,
+            "code_commit": git_commit(),
+        }
+        ship(trained.segmenter, folder, folder.name, {}, training)
+
+    def held_out_scores(self, sites: frozenset[str]) -> list[ImageScore]:
+        """No-prompt scores of each of `sites`' images by the model trained on the others:
+        how a model trained on `sites` scores at a hospital it has not seen."""
+        scores = []
+        for site in sorted(sites):
+            segmenter = self.trained_on(sites - {site}).segmenter
+            scores += scored(segmenter, self.of_site(site), self.config.seed, prompted=False)
+        return scores
+
+    def threshold(self, sites: frozenset[str], segmenter: BraNetSegmenter) -> float:
+        """Automatic mode's threshold for `segmenter`, trained on `sites`: fitted on its
+        training images or, as the config says and with two sites or more, on held-out
+        scores, each at a site its scoring model did not see."""
+        if self.config.threshold_fit == "held_out_sites" and len(sites) >= 2:
+            return fitted_threshold(self.held_out_scores(sites))
+        images = [image for image in self.images if image.site in sites]
+        return fitted_threshold(scored(segmenter, images, self.config.seed, prompted=False))
+
+    def fitted(self, sites: frozenset[str], trained: Trained | None = None) -> Trained:
+        """The model trained on `sites` (`trained`, or one of these), its threshold fitted."""
+        trained = trained or self.trained_on(sites)
+        threshold = self.threshold(sites, trained.segmenter)
+        card = trained.segmenter.card.model_copy(update={"lesion_threshold": threshold})
+        trained.segmenter.card = card
+        return trained
+
+    def final(self, shipped: Path) -> Trained:
+        """The model trained on every site, its threshold fitted on the folds' held-out scores;
+        with `reuse`, the one already in `shipped` if trained so."""
+        return self.fitted(self.sites, self.reused(shipped) or self.trained(self.sites))
+
+
+def leave_one_site_out(models: SiteModels, only: Sequence[str] | None, out: Path) -> dict[str, Any]:
+    """Each site scored by a model trained on the others (kept in the models' folder, for
+    measuring what its crops do to the classifier). A page of example overlays per site goes
+    to `out`."""
     sections: dict[str, Any] = {}
-    for site in sorted({image.site for image in images}):
-        if sites and site not in sites:
+    for site in sorted(models.sites):
+        if only and site not in only:
             continue
-        train = [image for image in images if image.site != site]
-        test = [image for image in images if image.site == site]
-        segmenter, history = trained_segmenter(train, config, f"loso-{site}")
+        test = models.of_site(site)
+        fold = models.fitted(models.sites - {site})
+        segmenter, history = fold.segmenter, fold.history
         threshold = segmenter.card.lesion_threshold
-        scores = scored(segmenter, test, config.seed)
+        scores = scored(segmenter, test, models.config.seed)
         sections[f"leave-out-{site}"] = {
-            "train": len(train),
+            "train": len(models.images) - len(test),
             "test": len(test),
             "history": history,
             "summary": summary(scores, threshold),
             "scores": scores_json(scores),
         }
         log.info("left out %s: %s", site, sections[f"leave-out-{site}"]["summary"])
-        write_overlays(out / f"overlays-{site}.png", segmenter, test, config.seed)
-        if fold_models is not None:
-            ship(segmenter, fold_models / f"leave-out-{site}", f"leave-out-{site}", {}, {})
+        write_overlays(out / f"overlays-{site}.png", segmenter, test, models.config.seed)
+        if models.folder is not None:  # with its threshold, for the classifier's crops
+            models.keep(fold, models.folder / models.name(models.sites - {site}))
     return sections
 
 
@@ -135,6 +231,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fold-models", type=Path, default=None, help="keep each left-out site's model here"
     )
+    parser.add_argument(
+        "--reuse-trained",
+        action="store_true",
+        help="score again, not train again, the models an earlier run of this configuration"
+        " kept in --fold-models and --ship (their thresholds are fitted anew)",
+    )
     parser.add_argument("--version", default=dt.date.today().isoformat())
     defaults = SegmenterTrainConfig()
     parser.add_argument("--size", type=int, default=defaults.input_size)
@@ -159,6 +261,13 @@ def main(argv: list[str] | None = None) -> None:
         default=defaults.box_mask_prompt,
         help="give a box's inscribed ellipse as SAM's mask prompt",
     )
+    parser.add_argument(
+        "--threshold-fit",
+        default=defaults.threshold_fit,
+        choices=["training_images", "held_out_sites"],
+        help="fit automatic mode's threshold on each model's training images, or on scores at"
+        " sites held out from models trained inside its training sites",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -173,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         encoder_lr_scale=args.encoder_lr_scale,
         encoder_frozen_blocks=args.encoder_frozen_blocks,
         box_mask_prompt=args.box_mask_prompt,
+        threshold_fit=args.threshold_fit,
     )
     images = load_masked_images(args.data, args.normals)
     context = {
@@ -185,15 +295,14 @@ def main(argv: list[str] | None = None) -> None:
         "device": str(pick_device(config.device)),
         "machine": platform.processor() or platform.machine(),
     }
-    sections = (
-        leave_one_site_out(images, config, args.sites, args.out, args.fold_models)
-        if args.loso
-        else {}
-    )
+    models = SiteModels(images, config, args.fold_models, args.reuse_trained)
+    sections = leave_one_site_out(models, args.sites, args.out) if args.loso else {}
     write_report(args.out, sections, context)
     metrics = headline(sections)
     print(metrics)
     if args.ship is not None:
-        segmenter, history = trained_segmenter(images, config, "final")
-        training = {**context, "history": history, "images": len(images)}
-        print(f"shipped {ship(segmenter, args.ship, args.version, metrics, training)}")
+        final = models.final(args.ship)
+        training = {**context, "history": final.history, "images": len(images)}
+        if final.reused is not None:  # these weights were trained before, by this config
+            training["weights_from"] = final.reused
+        print(f"shipped {ship(final.segmenter, args.ship, args.version, metrics, training)}")

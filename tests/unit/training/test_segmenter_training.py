@@ -123,6 +123,72 @@ def test_the_shipped_card_pins_its_weights(run: Path) -> None:
     assert all(0 <= card["metrics"][rate] <= 1 for rate in rates)
 
 
+def rerun(run: Path, out: str, *options: str) -> None:
+    """`run`'s command again on its kept models, their thresholds fitted on held-out sites."""
+    train_main(
+        [
+            "--data", str(run / "site_a"), str(run / "site_b"),
+            "--normals", str(run / "site_a_normal_64"), "--out", str(run / out), "--loso",
+            "--fold-models", str(run / "folds"), "--ship", str(run / out / "models"),
+            "--size", "64", "--batch-size", "4", "--version", "0.0.2-test",
+            "--encoder-init", str(run / "mnv2.tflite"), "--encoder-frozen-blocks", "2",
+            "--reuse-trained", "--threshold-fit", "held_out_sites", *options,
+        ]
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rescored(run: Path) -> Path:
+    """The shipped model and the folds scored again; training would fail the test."""
+
+    def no_training(*_: object) -> None:
+        raise AssertionError("trained again")
+
+    (run / "rescored" / "models").mkdir(parents=True)
+    for name in ("segmenter.json", "segmenter.safetensors"):
+        (run / "rescored" / "models" / name).write_bytes((run / "models" / name).read_bytes())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("branet_training.segmenter.train.train_segmenter", no_training)
+        rerun(run, "rescored", "--epochs", "1")
+    return run / "rescored"
+
+
+def test_kept_models_are_scored_again_not_trained_again(run: Path, rescored: Path) -> None:
+    first, again = (
+        json.loads((folder / "report.json").read_text()) for folder in (run / "report", rescored)
+    )
+    # The same models, to the half precision they are kept in.
+    scores = [[s["score"] for s in r["leave-out-site_a"]["scores"]] for r in (first, again)]
+    assert scores[1] == pytest.approx(scores[0], abs=1e-3)
+    card = json.loads((rescored / "models" / "segmenter.json").read_text())
+    assert card["version"] == "0.0.2-test"
+    assert card["weights_sha256"] == sha256_of_file(run / "models" / "segmenter.safetensors")
+    assert card["training"]["weights_from"].startswith("0.0.1-test, trained at ")
+
+
+def test_a_model_trained_otherwise_is_not_reused(run: Path) -> None:
+    with pytest.raises(SystemExit, match="another configuration"):
+        rerun(run, "other", "--epochs", "2")
+
+
+def test_a_threshold_fitted_on_held_out_sites_is_fitted_on_the_folds_scores(
+    rescored: Path,
+) -> None:
+    """For the shipped model, each site's no-prompt scores by the fold model that never saw
+    it: not its own training images, where it scores higher than at a new hospital."""
+    report = json.loads((rescored / "report.json").read_text())
+    held_out = [
+        ImageScore(**score)
+        for name, section in report.items()
+        if name != "context"
+        for score in section["scores"]
+        if score["mode"] == "none"
+    ]
+    card = json.loads((rescored / "models" / "segmenter.json").read_text())
+
+    assert card["lesion_threshold"] == fitted_threshold(held_out)
+
+
 def test_frozen_blocks_keep_imagenets_weights_and_the_rest_learn(run: Path) -> None:
     from safetensors.torch import load_file
 
