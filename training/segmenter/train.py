@@ -71,7 +71,7 @@ class Trained:
 
 class SiteModels:
     """Models trained on sets of the sites, each trained once: the leave-one-site-out folds and,
-    inside each fold, the models whose held-out scores fit its threshold. With `folder`, each is
+    for `held_out_sites` thresholds, the models inside each fold. With `folder`, each is
     kept there as `leave-out-<sites>/`; with `reuse`, one kept there by an earlier run of the
     same configuration is scored again instead of trained again."""
 
@@ -100,7 +100,7 @@ class SiteModels:
         if sites not in self.models:
             kept = None if self.folder is None else self.folder / self.name(sites)
             trained = self.reused(kept) or self.trained(sites)
-            if kept is not None:
+            if kept is not None and trained.reused is None:
                 self.keep(trained, kept)
             self.models[sites] = trained
         return self.models[sites]
@@ -162,8 +162,8 @@ class SiteModels:
         return trained
 
     def final(self, shipped: Path) -> Trained:
-        """The model trained on every site, its threshold fitted on the folds' held-out scores;
-        with `reuse`, the one already in `shipped` if trained so."""
+        """The model trained on every site, its threshold fitted as the config says; with
+        `reuse`, the one already in `shipped` if trained so."""
         return self.fitted(self.sites, self.reused(shipped) or self.trained(self.sites))
 
 
