@@ -128,7 +128,7 @@ class BraNetSegmenter:
 
     def automatic(self, image: Image.Image, key: str) -> Segmentation | None:
         """No prompt: the most lesion-like region, or None where its predicted IoU is under
-        the card's threshold (not lesion-like enough). What the service and the classifier's
-        evaluation of automatic crops both use."""
+        the card's threshold (not lesion-like enough) or the region is empty. What the service
+        and the classifier's evaluation of automatic crops both use."""
         found = self.predict(image, key, None, ())
-        return found if found.score >= self.card.lesion_threshold else None
+        return found if found.score >= self.card.lesion_threshold and found.mask.any() else None
