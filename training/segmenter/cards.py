@@ -56,6 +56,11 @@ def ship(
             " on breast ultrasound lesion masks. Research use only; not a diagnosis.",
         }
     )
+    return write_card(card, dest)
+
+
+def write_card(card: SegmenterCard, dest: Path) -> Path:
+    """The card beside its weights in `dest`: `segmenter.json` and its human half."""
     path = dest / "segmenter.json"
     path.write_text(card.model_dump_json(indent=2))
     path.with_suffix(".md").write_text(card_markdown(card))

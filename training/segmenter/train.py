@@ -29,11 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from branet_runtime.files import read_card
 from branet_segmenter.branet_sam import BraNetSegmenter
 from branet_segmenter.embeddings import EmbeddingCache
+from branet_segmenter.model import SegmenterCard
 from branet_training.classifier.cards import LICENCES, git_commit
 from branet_training.runs import pick_device
-from branet_training.segmenter.cards import ship
+from branet_training.segmenter.cards import ship, write_card
 from branet_training.segmenter.data import MaskedImage, load_masked_images
 from branet_training.segmenter.engine import SegmenterTrainConfig, train_segmenter
 from branet_training.segmenter.report import (
@@ -89,8 +91,8 @@ class SiteModels:
         self.sites = frozenset(image.site for image in images)
         self.models: dict[frozenset[str], Trained] = {}
 
-    def of_site(self, site: str) -> list[MaskedImage]:
-        return [image for image in self.images if image.site == site]
+    def of_sites(self, sites: frozenset[str]) -> list[MaskedImage]:
+        return [image for image in self.images if image.site in sites]
 
     def name(self, sites: frozenset[str]) -> str:
         return "leave-out-" + "+".join(sorted(self.sites - sites))
@@ -122,9 +124,8 @@ class SiteModels:
         return Trained(segmenter, history, f"{segmenter.card.version}, trained at {commit}")
 
     def trained(self, sites: frozenset[str]) -> Trained:
-        train = [image for image in self.images if image.site in sites]
         label = "final" if sites == self.sites else self.name(sites)
-        model = train_segmenter(train, self.config, label)
+        model = train_segmenter(self.of_sites(sites), self.config, label)
         return Trained(BraNetSegmenter(model.card, model.sam, EmbeddingCache(1)), model.history)
 
     def keep(self, trained: Trained, folder: Path) -> None:
@@ -141,7 +142,8 @@ class SiteModels:
         scores = []
         for site in sorted(sites):
             segmenter = self.trained_on(sites - {site}).segmenter
-            scores += scored(segmenter, self.of_site(site), self.config.seed, prompted=False)
+            held_out = self.of_sites(frozenset({site}))
+            scores += scored(segmenter, held_out, self.config.seed, prompted=False)
         return scores
 
     def threshold(self, sites: frozenset[str], segmenter: BraNetSegmenter) -> float:
@@ -150,8 +152,8 @@ class SiteModels:
         scores, each at a site its scoring model did not see."""
         if self.config.threshold_fit == "held_out_sites" and len(sites) >= 2:
             return fitted_threshold(self.held_out_scores(sites))
-        images = [image for image in self.images if image.site in sites]
-        return fitted_threshold(scored(segmenter, images, self.config.seed, prompted=False))
+        training = self.of_sites(sites)
+        return fitted_threshold(scored(segmenter, training, self.config.seed, prompted=False))
 
     def fitted(self, sites: frozenset[str], trained: Trained | None = None) -> Trained:
         """The model trained on `sites` (`trained`, or one of these), its threshold fitted."""
@@ -160,6 +162,14 @@ class SiteModels:
         card = trained.segmenter.card.model_copy(update={"lesion_threshold": threshold})
         trained.segmenter.card = card
         return trained
+
+    def record_threshold(self, sites: frozenset[str], threshold: float) -> None:
+        """The threshold fitted for the kept model trained on `sites`, on its kept card (its
+        weights, kept when trained or reused, are not written again)."""
+        assert self.folder is not None
+        kept = self.folder / self.name(sites)
+        card = read_card(kept / "segmenter.json", SegmenterCard)
+        write_card(card.model_copy(update={"lesion_threshold": threshold}), kept)
 
     def final(self, shipped: Path) -> Trained:
         """The model trained on every site, its threshold fitted as the config says; with
@@ -175,7 +185,7 @@ def leave_one_site_out(models: SiteModels, only: Sequence[str] | None, out: Path
     for site in sorted(models.sites):
         if only and site not in only:
             continue
-        test = models.of_site(site)
+        test = models.of_sites(frozenset({site}))
         fold = models.fitted(models.sites - {site})
         segmenter, history = fold.segmenter, fold.history
         threshold = segmenter.card.lesion_threshold
@@ -189,8 +199,8 @@ def leave_one_site_out(models: SiteModels, only: Sequence[str] | None, out: Path
         }
         log.info("left out %s: %s", site, sections[f"leave-out-{site}"]["summary"])
         write_overlays(out / f"overlays-{site}.png", segmenter, test, models.config.seed)
-        if models.folder is not None:  # with its threshold, for the classifier's crops
-            models.keep(fold, models.folder / models.name(models.sites - {site}))
+        if models.folder is not None:  # the classifier's crops use the fold's threshold
+            models.record_threshold(models.sites - {site}, threshold)
     return sections
 
 

@@ -34,28 +34,33 @@ def write_normals(folder: Path, count: int = 4) -> Path:
     return folder
 
 
+def train_toy(root: Path, out: Path, ship: Path, *options: str) -> None:
+    """The command on `root`'s two sites and normals, each site left out, folds kept."""
+    train_main(
+        [
+            "--data", str(root / "site_a"), str(root / "site_b"),
+            "--normals", str(root / "site_a_normal_64"), "--out", str(out), "--loso",
+            "--fold-models", str(root / "folds"), "--ship", str(ship), "--size", "64",
+            "--batch-size", "4", "--encoder-init", str(root / "mnv2.tflite"),
+            "--encoder-frozen-blocks", "2", *options,
+        ]
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("segmenter")
     # Other sizes, other speckle: the second site's images are not the first's copies.
-    sites = [
+    for name, size in (("site_a", (96, 80)), ("site_b", (104, 88))):
         write_class_folders(root / name, per_class=3, size=size)
-        for name, size in (("site_a", (96, 80)), ("site_b", (104, 88)))
-    ]
-    normals = write_normals(root / "site_a_normal_64")
+    write_normals(root / "site_a_normal_64")
     # The encoder starts from a MobileNetV2 file, as from ImageNet's (pinned here for the test).
     imagenet = write_mobilenet_tflite(random_mobilenet_v2(seed=1), root / "mnv2.tflite")
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(KNOWN_FILES, imagenet.name, sha256_of_file(imagenet))
-        train_main(
-            [
-                "--data", *map(str, sites), "--normals", str(normals),
-                "--out", str(root / "report"), "--loso", "--fold-models", str(root / "folds"),
-                "--ship", str(root / "models"), "--epochs", "1", "--size", "64",
-                "--batch-size", "4", "--version", "0.0.1-test", "--encoder-init", str(imagenet),
-                "--encoder-frozen-blocks", "2",
-            ]
-        )  # fmt: skip
+        train_toy(
+            root, root / "report", root / "models", "--epochs", "1", "--version", "0.0.1-test"
+        )
     return root
 
 
@@ -125,15 +130,9 @@ def test_the_shipped_card_pins_its_weights(run: Path) -> None:
 
 def rerun(run: Path, out: str, *options: str) -> None:
     """`run`'s command again on its kept models, their thresholds fitted on held-out sites."""
-    train_main(
-        [
-            "--data", str(run / "site_a"), str(run / "site_b"),
-            "--normals", str(run / "site_a_normal_64"), "--out", str(run / out), "--loso",
-            "--fold-models", str(run / "folds"), "--ship", str(run / out / "models"),
-            "--size", "64", "--batch-size", "4", "--version", "0.0.2-test",
-            "--encoder-init", str(run / "mnv2.tflite"), "--encoder-frozen-blocks", "2",
-            "--reuse-trained", "--threshold-fit", "held_out_sites", *options,
-        ]
+    train_toy(
+        run, run / out, run / out / "models", "--version", "0.0.2-test", "--reuse-trained",
+        "--threshold-fit", "held_out_sites", *options,
     )  # fmt: skip
 
 
