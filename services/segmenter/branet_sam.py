@@ -86,7 +86,8 @@ class BraNetSegmenter:
         points: Sequence[Point],
     ) -> Segmentation:
         """The mask and predicted IoU for the prompt: the box's single mask, the best of three
-        for points (a point is ambiguous), the single most lesion-like region for none."""
+        for points (a point is ambiguous), for none the most lesion-like region (the best of
+        three candidates where the card says `automatic_multimask`)."""
         size = self.card.input_size
         scale = size / max(image.width, image.height)  # as SAM scales prompts
         boxes = None
@@ -102,7 +103,8 @@ class BraNetSegmenter:
             if boxes is not None and self.card.box_mask_prompt:
                 masks = box_mask_prompt(boxes, size)
             sparse, dense = self.sam.prompt_encoder(points=coords, boxes=boxes, masks=masks)
-            logits, iou = decode_batch(self.sam, embeddings, sparse, dense, multimask=bool(points))
+            multimask = bool(points) or (boxes is None and self.card.automatic_multimask)
+            logits, iou = decode_batch(self.sam, embeddings, sparse, dense, multimask)
         best = int(iou[0].argmax())
         mask = mask_logits_to_image(logits[:, best : best + 1], size, image.width, image.height)
         return Segmentation(mask=(mask[0, 0] > 0).numpy(), score=float(iou[0, best]))

@@ -4,8 +4,12 @@ network built from it: segment-anything's `Sam`, `PromptEncoder`, `MaskDecoder` 
 
 The encoder is torchvision's MobileNetV2 trunk (the ImageNet network the project can have),
 its stride-16 and stride-32 features joined and brought to SAM's image embedding (the card's
-`embed_dim` channels at 1/16 of the input) by SAM's own neck. A model on disk is a card
-(`<name>.json`) and the safetensors weights it names, whose SHA-256 it pins.
+`embed_dim` channels at 1/16 of the input) by SAM's own neck. With the card's `fine_detail`, its
+stride-4 features reach the mask decoder too, added to the decoder's upscaled mask features
+(HQ-SAM's idea, arXiv:2306.01567): the 1/16 embedding alone leaves edges coarse. They travel
+inside the embedding, beyond its `embed_dim` channels, stored space-to-depth at 1/16, so the
+embedding stays one tensor to cache and batch. A model on disk is a card (`<name>.json`) and
+the safetensors weights it names, whose SHA-256 it pins.
 """
 
 from typing import Any, Literal, TypeVar
@@ -23,7 +27,9 @@ from torchvision.transforms.v2 import functional as tvf
 
 from branet_shared.images import fitted_size  # SAM's ResizeLongestSide
 
-# MobileNetV2's features: blocks 0-13 end at stride 16 (96 channels), 14-17 at 32 (320).
+# MobileNetV2's features: blocks 0-3 end at stride 4 (24 channels), 0-13 at stride 16 (96),
+# 14-17 at 32 (320).
+STRIDE_4_BLOCKS, STRIDE_4_CHANNELS = 4, 24
 STRIDE_16_BLOCKS = 14
 STRIDE_32_BLOCKS = 18
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
@@ -67,6 +73,16 @@ class SegmenterCard(BaseModel):
         description="a box comes with the ellipse inscribed in it as SAM's mask prompt, so the"
         " decoder refines that ellipse (a strong start: Dice 0.84 alone with a drawn box)",
     )
+    automatic_multimask: bool = Field(
+        False,
+        description="no prompt: three candidate regions, the one of highest predicted IoU kept"
+        " (trained so: the best of three taught, every one's IoU), else a single region",
+    )
+    fine_detail: bool = Field(
+        False,
+        description="the encoder's stride-4 features added to the decoder's mask features,"
+        " for finer edges than the 1/16 embedding gives",
+    )
     lesion_threshold: float = Field(
         0.5,
         ge=0,
@@ -80,9 +96,10 @@ class SegmenterCard(BaseModel):
 
 
 class MobileNetImageEncoder(torch.nn.Module):
-    """MobileNetV2's trunk as SAM's image encoder: N×3×S×S to N×embed_dim×S/16×S/16."""
+    """MobileNetV2's trunk as SAM's image encoder: N×3×S×S to N×embed_dim×S/16×S/16, and with
+    `fine_detail` 16 × embed_dim/8 more channels: the stride-4 detail, space-to-depth."""
 
-    def __init__(self, img_size: int, embed_dim: int) -> None:
+    def __init__(self, img_size: int, embed_dim: int, fine_detail: bool = False) -> None:
         super().__init__()
         self.img_size = img_size  # SamPredictor and Sam.preprocess read it
         features = pad_as_tensorflow(torchvision.models.mobilenet_v2(weights=None).features)
@@ -96,12 +113,28 @@ class MobileNetImageEncoder(torch.nn.Module):
             torch.nn.Conv2d(embed_dim, embed_dim, kernel_size=3, padding=1, bias=False),
             LayerNorm2d(embed_dim),
         )
+        # To the decoder's mask-feature channels; its last layer starts at zero, so training
+        # starts from the network without it.
+        mask_channels = embed_dim // 8
+        self.detail = None
+        if fine_detail:
+            to_masks = torch.nn.Conv2d(mask_channels, mask_channels, kernel_size=1, bias=False)
+            torch.nn.init.zeros_(to_masks.weight)
+            self.detail = torch.nn.Sequential(
+                torch.nn.Conv2d(STRIDE_4_CHANNELS, mask_channels, kernel_size=3, padding=1),
+                LayerNorm2d(mask_channels),
+                torch.nn.GELU(),
+                to_masks,
+            )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        fine = self.stride16(images)
+        early = self.stride16[:STRIDE_4_BLOCKS](images)
+        fine = self.stride16[STRIDE_4_BLOCKS:](early)
         coarse = F.interpolate(self.stride32(fine), size=fine.shape[-2:], mode="nearest")
         embedding: torch.Tensor = self.neck(torch.cat([fine, coarse], dim=1))
-        return embedding
+        if self.detail is None:
+            return embedding
+        return torch.cat([embedding, F.pixel_unshuffle(self.detail(early), 4)], dim=1)
 
 
 def build_lesion_sam(card: SegmenterCard) -> Sam:
@@ -112,7 +145,7 @@ def build_lesion_sam(card: SegmenterCard) -> Sam:
     return Sam(
         pixel_mean=list(PIXEL_MEAN),
         pixel_std=list(PIXEL_STD),
-        image_encoder=MobileNetImageEncoder(size, dim),
+        image_encoder=MobileNetImageEncoder(size, dim, card.fine_detail),
         prompt_encoder=PromptEncoder(
             embed_dim=dim,
             image_embedding_size=(grid, grid),
@@ -146,9 +179,12 @@ def decode_batch(
     segment-anything 1.0's `MaskDecoder.predict_masks`, but for N embeddings against N prompts:
     the package's repeats one image's embedding for every prompt, which batches prompts on one
     image, not images (training and the one-pass automatic mode batch images). K is 3 with
-    `multimask`, else 1, as `MaskDecoder.forward` selects.
+    `multimask`, else 1, as `MaskDecoder.forward` selects. Channels of `embeddings` beyond the
+    prompt encoder's are the encoder's fine detail, added to the upscaled mask features.
     """
     decoder = sam.mask_decoder
+    embed_dim = sam.prompt_encoder.embed_dim
+    embeddings, detail = embeddings[:, :embed_dim], embeddings[:, embed_dim:]
     output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
     tokens = torch.cat((output_tokens.unsqueeze(0).expand(len(sparse), -1, -1), sparse), dim=1)
     src = embeddings + dense
@@ -157,6 +193,8 @@ def decode_batch(
     hidden, src = decoder.transformer(src, positions, tokens)
     mask_tokens = hidden[:, 1 : 1 + decoder.num_mask_tokens, :]
     upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(batch, channels, height, width))
+    if detail.shape[1]:
+        upscaled = upscaled + F.pixel_shuffle(detail, 4)
     hyper_in = torch.stack(
         [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
         dim=1,

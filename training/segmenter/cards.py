@@ -71,6 +71,9 @@ def card_markdown(card: SegmenterCard) -> str:
     """What the segmenter is, how it measured, and what it is not for."""
     rows = "\n".join(f"| {name} | {value:.3f} |" for name, value in card.metrics.items())
     config = json.dumps(card.training.get("config", {}))
+    automatic = (
+        " (of three candidates, the one it scores highest)" if card.automatic_multimask else ""
+    )
     return f"""# {card.name} {card.version}
 
 {card.description}
@@ -89,7 +92,7 @@ Grayscale, the longer side scaled to {card.input_size} px and padded (SAM's layo
 prompt encoder and mask decoder (depth {card.decoder_depth}) on a {card.embed_dim}-channel
 embedding at 1/16 of the input from a MobileNetV2 trunk
 ({encoder_start(card.training)}). A box gives one mask; points the best of three; no prompt
-the most lesion-like region, a lesion where its predicted IoU reaches
+the most lesion-like region{automatic}, a lesion where its predicted IoU reaches
 {card.lesion_threshold:.3f} (fitted on the training images only).
 
 ## Measured (each site left out in turn; reports/segmenter/report.md)

@@ -6,7 +6,9 @@ image embeddings: a box as a person draws it (the mask's box, each edge moved by
 all, where the model marks the most lesion-like region and its predicted IoU says whether it
 is one (an image without a lesion is taught IoU 0). The loss is SAM's: 20 × focal + dice on the
 masks, the squared error of the predicted IoU against the mask's real one; with points, only the
-best of the three masks is taught, as SAM does for an ambiguous prompt.
+best of the three masks is taught, as SAM does for an ambiguous prompt. With
+`automatic_multimask`, no prompt is ambiguous too (which region?): three candidates, the best
+taught, and every candidate's IoU, since automatic mode keeps the one it scores highest.
 """
 
 import itertools
@@ -62,6 +64,8 @@ class SegmenterTrainConfig:
     # stride-4 edges and textures). Their backward pass is a quarter of a CPU step.
     encoder_frozen_blocks: int = 0
     box_mask_prompt: bool = True  # a box comes with its inscribed ellipse as the mask prompt
+    automatic_multimask: bool = False  # no prompt: three candidate regions, not one
+    fine_detail: bool = False  # the encoder's stride-4 features reach the decoder's masks
     # Automatic mode's threshold, fitted on the model's own training images, or on held-out
     # sites' scores (train.py's `SiteModels.threshold`): the first found more lesions.
     threshold_fit: Literal["training_images", "held_out_sites"] = "training_images"
@@ -75,6 +79,8 @@ class SegmenterTrainConfig:
             embed_dim=self.embed_dim,
             decoder_depth=self.decoder_depth,
             box_mask_prompt=self.box_mask_prompt,
+            automatic_multimask=self.automatic_multimask,
+            fine_detail=self.fine_detail,
             **fields,
         )
 
@@ -171,10 +177,8 @@ class PromptBatch:
     boxes: torch.Tensor | None = None
     points: tuple[torch.Tensor, torch.Tensor] | None = None
     masks: torch.Tensor | None = None  # SAM's mask prompt: the box's ellipse, when the card asks
-
-    @property
-    def multimask(self) -> bool:
-        return self.points is not None  # a point is ambiguous: part of a lesion or all of it
+    multimask: bool = False  # three masks, the best taught (a point: part of a lesion or all?)
+    every_iou: bool = False  # with `multimask`: every mask's IoU taught, not the best one's
 
 
 def decode(
@@ -201,7 +205,8 @@ def mode_loss(
     per_mask = 20 * focal_loss(logits, target) + dice_loss(logits, target)
     best = per_mask.argmin(dim=1, keepdim=True)
     iou_error = (predicted_iou - hard_iou(logits, target).detach()) ** 2
-    loss: torch.Tensor = (per_mask.gather(1, best) + iou_error.gather(1, best)).mean()
+    taught_iou = iou_error.mean(dim=1) if prompts.every_iou else iou_error.gather(1, best)[:, 0]
+    loss: torch.Tensor = (per_mask.gather(1, best)[:, 0] + taught_iou).mean()
     return loss
 
 
@@ -220,7 +225,10 @@ def batch_prompts(
     sampled = [sampled_points(mask, rng) for mask in masks]
     coords = torch.tensor([points for points, _ in sampled], device=device)
     labels = torch.tensor([point_labels for _, point_labels in sampled], device=device)
-    return [PromptBatch(boxes=boxes, masks=box_masks), PromptBatch(points=(coords, labels))]
+    return [
+        PromptBatch(boxes=boxes, masks=box_masks),
+        PromptBatch(points=(coords, labels), multimask=True),
+    ]
 
 
 def start_from_imagenet(
@@ -286,6 +294,7 @@ def train_segmenter(
         optimizer, warmup_cosine(steps, max(1, steps // 20))
     )
     rng = random.Random(config.seed + 1)  # noqa: S311 - prompts, not secrets
+    no_prompt = PromptBatch(multimask=config.automatic_multimask, every_iou=True)
     history = []
     for epoch in range(config.epochs):
         sam.train()
@@ -296,7 +305,7 @@ def train_segmenter(
             pixels, masks = pixels.to(device), masks.to(device)
             inputs = sam.preprocess(network_input(pixels))
             embeddings = sam.image_encoder(inputs.contiguous(memory_format=torch.channels_last))
-            loss = mode_loss(sam, embeddings, PromptBatch(), masks)
+            loss = mode_loss(sam, embeddings, no_prompt, masks)
             lesion = masks.flatten(1).amax(dim=1) > 0
             if lesion.any():
                 prompts = batch_prompts(

@@ -60,8 +60,10 @@ def scored(
 
 
 def weights_config(config: dict[str, Any]) -> dict[str, Any]:
-    """What decides a model's weights: the configuration less where it ran."""
-    return {key: value for key, value in config.items() if key not in ("device", "threshold_fit")}
+    """What decides a model's weights: the configuration less where it ran. A field a card
+    lacks was added since, its default what the model was trained with."""
+    full = {**asdict(SegmenterTrainConfig()), **config}
+    return {key: value for key, value in full.items() if key not in ("device", "threshold_fit")}
 
 
 @dataclass
@@ -272,6 +274,18 @@ def main(argv: list[str] | None = None) -> None:
         help="give a box's inscribed ellipse as SAM's mask prompt",
     )
     parser.add_argument(
+        "--automatic-multimask",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.automatic_multimask,
+        help="no prompt: three candidate regions (the best taught), the one scored highest kept",
+    )
+    parser.add_argument(
+        "--fine-detail",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.fine_detail,
+        help="add the encoder's stride-4 features to the decoder's mask features",
+    )
+    parser.add_argument(
         "--threshold-fit",
         default=defaults.threshold_fit,
         choices=["training_images", "held_out_sites"],
@@ -292,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
         encoder_lr_scale=args.encoder_lr_scale,
         encoder_frozen_blocks=args.encoder_frozen_blocks,
         box_mask_prompt=args.box_mask_prompt,
+        automatic_multimask=args.automatic_multimask,
+        fine_detail=args.fine_detail,
         threshold_fit=args.threshold_fit,
     )
     images = load_masked_images(args.data, args.normals)

@@ -1,20 +1,25 @@
 """BraNet's own segmenter, served: what automatic mode calls a lesion."""
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from branet_segmenter.branet_sam import BraNetSegmenter
 from branet_segmenter.embeddings import EmbeddingCache
-from branet_segmenter.model import SegmenterCard, build_lesion_sam
+from branet_segmenter.model import SegmenterCard, build_lesion_sam, decode_batch
+
+
+def tiny_card(**fields: bool) -> SegmenterCard:
+    return SegmenterCard(
+        name="test", version="0", weights_file="-", weights_sha256="0" * 64, input_size=64, **fields
+    )
 
 
 @pytest.fixture
 def confident_but_empty() -> BraNetSegmenter:
     """A network whose masks are empty (all logits 0) and whose predicted IoU is always 1."""
-    card = SegmenterCard(
-        name="test", version="0", weights_file="-", weights_sha256="0" * 64, input_size=64
-    )
+    card = tiny_card()
     sam = build_lesion_sam(card)
     with torch.no_grad():
         for mlp in sam.mask_decoder.output_hypernetworks_mlps:
@@ -36,3 +41,27 @@ def test_an_empty_region_is_no_lesion_whatever_its_score(
     assert candidate.score == pytest.approx(1.0)
     assert not candidate.mask.any()
     assert confident_but_empty.automatic(image, "k") is None
+
+
+@pytest.mark.parametrize(("multimask", "kept"), [(False, 0), (True, 1)])
+def test_automatic_mode_keeps_the_candidate_it_scores_highest(multimask: bool, kept: int) -> None:
+    """A card with `automatic_multimask` weighs three candidate regions, else the single one."""
+    card = tiny_card(automatic_multimask=multimask)
+    torch.manual_seed(0)
+    sam = build_lesion_sam(card).eval()
+    with torch.no_grad():  # predicted IoUs: single 0.1; candidates 0.2, 0.9, 0.3
+        iou_out = sam.mask_decoder.iou_prediction_head.layers[-1]
+        iou_out.weight.zero_()
+        iou_out.bias.copy_(torch.tensor([0.1, 0.2, 0.9, 0.3]))
+    segmenter = BraNetSegmenter(card, sam, EmbeddingCache(1))
+    image = Image.new("L", (64, 64), 120)
+
+    found = segmenter.predict(image, "k", None, ())
+
+    sparse, dense = sam.prompt_encoder(points=None, boxes=None, masks=None)
+    with torch.inference_mode():
+        logits, _ = decode_batch(sam, segmenter.embedding(image, "k"), sparse, dense, multimask)
+    candidates = torch.nn.functional.interpolate(logits, size=(64, 64), mode="bilinear")[0] > 0
+    assert found.score == pytest.approx(0.9 if multimask else 0.1)
+    assert np.array_equal(found.mask, candidates[kept].numpy())
+    assert len({mask.numpy().tobytes() for mask in candidates}) == len(candidates)  # all differ

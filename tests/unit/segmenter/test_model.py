@@ -61,6 +61,28 @@ def test_batched_decoding_is_the_packages_decoding_image_by_image(card: Segmente
             torch.testing.assert_close(batched_iou[index : index + 1], iou, atol=1e-5, rtol=1e-4)
 
 
+def test_fine_detail_starts_as_the_network_without_it_and_then_moves_the_masks(
+    card: SegmenterCard,
+) -> None:
+    detailed = card.model_copy(update={"fine_detail": True})
+    torch.manual_seed(0)
+    sam = build_lesion_sam(detailed).eval()
+    boxes = torch.tensor([[4.0, 4, 40, 40], [10, 12, 30, 50]])
+    images = torch.rand(2, 3, 64, 64) * 255
+    with torch.inference_mode():
+        embeddings = sam.image_encoder(images)
+        sparse, dense = sam.prompt_encoder(points=None, boxes=boxes, masks=None)
+        without, _ = decode_batch(sam, embeddings[:, : card.embed_dim], sparse, dense, False)
+        untrained, _ = decode_batch(sam, embeddings, sparse, dense, False)
+        sam.image_encoder.detail[-1].weight.fill_(0.1)  # as training moves it
+        moved, _ = decode_batch(sam, sam.image_encoder(images), sparse, dense, False)
+
+    # SAM's embedding, then the 1/4 detail's embed_dim/8 channels stored space-to-depth at 1/16.
+    assert embeddings.shape == (2, card.embed_dim + 16 * card.embed_dim // 8, 4, 4)
+    assert torch.equal(untrained, without)
+    assert not torch.allclose(moved, without)
+
+
 def test_training_sees_the_image_and_mask_as_serving_does(tmp_path: Path) -> None:
     folder = tmp_path
     pixels = lesion_array(120, 70)

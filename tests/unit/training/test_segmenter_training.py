@@ -2,6 +2,7 @@
 each site left out once, shipped; the shipped card served by the segmenter in every mode."""
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,23 @@ from PIL import Image
 
 from branet_runtime.files import sha256_of_file
 from branet_segmenter.app import create_app
-from branet_segmenter.model import SegmenterCard
+from branet_segmenter.model import SegmenterCard, build_lesion_sam
 from branet_segmenter.settings import SegmenterSettings
 from branet_training.classifier.train import main as train_classifier
 from branet_training.pretrained import KNOWN_FILES
 from branet_training.segmenter.cards import card_markdown
-from branet_training.segmenter.engine import dice_loss, hard_iou, jittered_box, sampled_points
+from branet_training.segmenter.engine import (
+    PromptBatch,
+    SegmenterTrainConfig,
+    dice_loss,
+    hard_iou,
+    jittered_box,
+    mode_loss,
+    sampled_points,
+)
 from branet_training.segmenter.report import FOUND_IOU, ImageScore, fitted_threshold
 from branet_training.segmenter.train import main as train_main
+from branet_training.segmenter.train import weights_config
 from tests.conftest import Serve
 from tests.images import gray_png, write_class_folders
 from tests.tflite_files import random_mobilenet_v2, write_mobilenet_tflite
@@ -188,6 +198,17 @@ def test_a_threshold_fitted_on_held_out_sites_is_fitted_on_the_folds_scores(
     assert card["lesion_threshold"] == fitted_threshold(held_out)
 
 
+def test_a_card_from_before_a_config_field_is_read_as_its_default() -> None:
+    """0.2.0's cards predate `automatic_multimask`: still reusable, and not by a model with it."""
+    older = asdict(SegmenterTrainConfig())
+    del older["automatic_multimask"]
+
+    assert weights_config(older) == weights_config(asdict(SegmenterTrainConfig()))
+    assert weights_config(older) != weights_config(
+        asdict(SegmenterTrainConfig(automatic_multimask=True))
+    )
+
+
 def test_frozen_blocks_keep_imagenets_weights_and_the_rest_learn(run: Path) -> None:
     from safetensors.torch import load_file
 
@@ -290,6 +311,29 @@ def test_losses_reward_the_right_mask() -> None:
     assert float(dice_loss(right, target)) < 0.05 < float(dice_loss(wrong, target))
     assert float(hard_iou(right, target)) == 1.0
     assert float(hard_iou(wrong, target)) == 0.0
+
+
+@pytest.mark.parametrize(("every_iou", "taught"), [(False, 1), (True, 3)])
+def test_three_candidates_have_every_iou_taught_only_when_asked(
+    every_iou: bool, taught: int
+) -> None:
+    """Automatic mode keeps the candidate it scores highest, so with `automatic_multimask`
+    every candidate's predicted IoU is taught; points teach the best mask's alone, as SAM."""
+    card = SegmenterCard(
+        name="t", version="0", weights_file="-", weights_sha256="0" * 64, input_size=64
+    )
+    torch.manual_seed(0)
+    sam = build_lesion_sam(card)
+    embeddings = torch.randn(2, card.embed_dim, 4, 4)
+    masks = torch.zeros(2, 1, 64, 64)
+    masks[..., 10:40, 20:50] = 1
+
+    loss = mode_loss(sam, embeddings, PromptBatch(multimask=True, every_iou=every_iou), masks)
+    loss.backward()  # type: ignore[no-untyped-call]
+
+    iou_grad = sam.mask_decoder.iou_prediction_head.layers[-1].bias.grad
+    assert iou_grad is not None
+    assert int((iou_grad[1:] != 0).sum()) == taught  # the three candidates' rows
 
 
 def test_the_threshold_separates_found_lesions_from_the_rest() -> None:
