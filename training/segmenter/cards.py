@@ -74,6 +74,9 @@ def card_markdown(card: SegmenterCard) -> str:
     automatic = (
         " (of three candidates, the one it scores highest)" if card.automatic_multimask else ""
     )
+    detail = (
+        ", its stride-4 features added to the decoder's mask features" if card.fine_detail else ""
+    )
     return f"""# {card.name} {card.version}
 
 {card.description}
@@ -91,7 +94,7 @@ with the reason; a drawn box is classified as drawn).
 Grayscale, the longer side scaled to {card.input_size} px and padded (SAM's layout); SAM's
 prompt encoder and mask decoder (depth {card.decoder_depth}) on a {card.embed_dim}-channel
 embedding at 1/16 of the input from a MobileNetV2 trunk
-({encoder_start(card.training)}). A box gives one mask; points the best of three; no prompt
+({encoder_start(card.training)}){detail}. A box gives one mask; points the best of three; no prompt
 the most lesion-like region{automatic}, a lesion where its predicted IoU reaches
 {card.lesion_threshold:.3f} (fitted on the training images only).
 

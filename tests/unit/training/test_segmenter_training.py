@@ -45,14 +45,15 @@ def write_normals(folder: Path, count: int = 4) -> Path:
 
 
 def train_toy(root: Path, out: Path, ship: Path, *options: str) -> None:
-    """The command on `root`'s two sites and normals, each site left out, folds kept."""
+    """The command on `root`'s two sites and normals, each site left out, folds kept; the
+    shipped model's recipe (`--fine-detail`)."""
     train_main(
         [
             "--data", str(root / "site_a"), str(root / "site_b"),
             "--normals", str(root / "site_a_normal_64"), "--out", str(out), "--loso",
             "--fold-models", str(root / "folds"), "--ship", str(ship), "--size", "64",
             "--batch-size", "4", "--encoder-init", str(root / "mnv2.tflite"),
-            "--encoder-frozen-blocks", "2", *options,
+            "--encoder-frozen-blocks", "2", "--fine-detail", *options,
         ]
     )  # fmt: skip
 
@@ -132,6 +133,7 @@ def test_the_shipped_card_pins_its_weights(run: Path) -> None:
 
     assert card["weights_sha256"] == sha256_of_file(run / "models" / card["weights_file"])
     assert card["input_size"] == 64
+    assert card["fine_detail"] is True  # the stride-4 detail, in the weights it pins
     assert 0 <= card["lesion_threshold"] <= 1
     # The no-prompt rates, left-out sites' means: normals are only at site_a's fold.
     rates = ("loso_lesion_found_rate", "loso_lesion_outlined_rate", "loso_normal_marked_rate")
@@ -199,7 +201,7 @@ def test_a_threshold_fitted_on_held_out_sites_is_fitted_on_the_folds_scores(
 
 
 def test_a_card_from_before_a_config_field_is_read_as_its_default() -> None:
-    """0.2.0's cards predate `automatic_multimask`: still reusable, and not by a model with it."""
+    """0.2.0's cards predate `automatic_multimask` and `fine_detail`: still reusable, not by a model with one."""
     older = asdict(SegmenterTrainConfig())
     del older["automatic_multimask"]
 
