@@ -201,7 +201,8 @@ def test_a_threshold_fitted_on_held_out_sites_is_fitted_on_the_folds_scores(
 
 
 def test_a_card_from_before_a_config_field_is_read_as_its_default() -> None:
-    """0.2.0's cards predate `automatic_multimask` and `fine_detail`: still reusable, not by a model with one."""
+    """0.2.0's cards predate `automatic_multimask` and `fine_detail`: still reusable, and not
+    by a model with one."""
     older = asdict(SegmenterTrainConfig())
     del older["automatic_multimask"]
 
