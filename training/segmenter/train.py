@@ -49,6 +49,13 @@ from branet_training.segmenter.report import (
 )
 
 log = logging.getLogger(__name__)
+# The config's on/off choices of network and training, each a --flag / --no-flag.
+NETWORK_SWITCHES = {
+    "box_mask_prompt": "give a box's inscribed ellipse as SAM's mask prompt",
+    "automatic_multimask": "no prompt: three candidate regions (the best taught), the one"
+    " scored highest kept",
+    "fine_detail": "add the encoder's stride-4 features to the decoder's mask features",
+}
 
 
 def scored(
@@ -267,24 +274,13 @@ def main(argv: list[str] | None = None) -> None:
         default=defaults.encoder_frozen_blocks,
         help="with --encoder-init: keep MobileNetV2's first N blocks as ImageNet made them",
     )
-    parser.add_argument(
-        "--box-mask-prompt",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.box_mask_prompt,
-        help="give a box's inscribed ellipse as SAM's mask prompt",
-    )
-    parser.add_argument(
-        "--automatic-multimask",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.automatic_multimask,
-        help="no prompt: three candidate regions (the best taught), the one scored highest kept",
-    )
-    parser.add_argument(
-        "--fine-detail",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.fine_detail,
-        help="add the encoder's stride-4 features to the decoder's mask features",
-    )
+    for name, text in NETWORK_SWITCHES.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            action=argparse.BooleanOptionalAction,
+            default=getattr(defaults, name),
+            help=text,
+        )
     parser.add_argument(
         "--threshold-fit",
         default=defaults.threshold_fit,
@@ -305,9 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         encoder_init=args.encoder_init,
         encoder_lr_scale=args.encoder_lr_scale,
         encoder_frozen_blocks=args.encoder_frozen_blocks,
-        box_mask_prompt=args.box_mask_prompt,
-        automatic_multimask=args.automatic_multimask,
-        fine_detail=args.fine_detail,
+        **{name: getattr(args, name) for name in NETWORK_SWITCHES},
         threshold_fit=args.threshold_fit,
     )
     images = load_masked_images(args.data, args.normals)
