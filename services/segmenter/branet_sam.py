@@ -1,7 +1,8 @@
 """BraNet's own lesion segmenter, served: the card's network (`model.py`), prompted by a box or
 points, or with no prompt at all, where one encoder pass and one decoder pass mark the most
-lesion-like region and its predicted IoU, against the card's `lesion_threshold`, says whether
-there is a lesion. Trained on breast ultrasound only: other modalities are refused with why.
+lesion-like region (with the card's `automatic_detector`, inside the box its detection head
+places) and its score, against the card's `lesion_threshold`, says whether there is a lesion.
+Trained on breast ultrasound only: other modalities are refused with why.
 """
 
 import time
@@ -10,15 +11,16 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from segment_anything.modeling import Sam
 
 from branet_runtime.files import load_weights, read_card, verify_file
 from branet_segmenter.embeddings import Embedding, EmbeddingCache
 from branet_segmenter.model import (
+    LesionSam,
     SegmenterCard,
     box_mask_prompt,
     build_lesion_sam,
     decode_batch,
+    detected_boxes,
     image_to_input,
     mask_logits_to_image,
     network_input,
@@ -32,7 +34,7 @@ MODALITIES = (Modality.ULTRASOUND,)
 
 
 class BraNetSegmenter:
-    def __init__(self, card: SegmenterCard, sam: Sam, cache: EmbeddingCache) -> None:
+    def __init__(self, card: SegmenterCard, sam: LesionSam, cache: EmbeddingCache) -> None:
         self.card = card
         self.sam = sam.eval()
         self.cache = cache
@@ -87,7 +89,8 @@ class BraNetSegmenter:
     ) -> Segmentation:
         """The mask and predicted IoU for the prompt: the box's single mask, the best of three
         for points (a point is ambiguous), for none the most lesion-like region (the best of
-        three candidates where the card says `automatic_multimask`)."""
+        three candidates where the card says `automatic_multimask`; in the detected box, its
+        score times the detector's confidence, where it says `automatic_detector`)."""
         size = self.card.input_size
         scale = size / max(image.width, image.height)  # as SAM scales prompts
         boxes = None
@@ -98,7 +101,11 @@ class BraNetSegmenter:
             xy = torch.tensor([[[p.x + 0.5, p.y + 0.5] for p in points]]) * scale
             coords = (xy, torch.tensor([[p.label for p in points]]))
         embeddings = self.embedding(image, key)
+        confidence = 1.0
         with torch.inference_mode():
+            if boxes is None and not points and self.sam.lesion_detector is not None:
+                boxes, found = self.detected_box(embeddings, image.width, image.height)
+                confidence = float(found)
             masks = None
             if boxes is not None and self.card.box_mask_prompt:
                 masks = box_mask_prompt(boxes, size)
@@ -107,7 +114,18 @@ class BraNetSegmenter:
             logits, iou = decode_batch(self.sam, embeddings, sparse, dense, multimask)
         best = int(iou[0].argmax())
         mask = mask_logits_to_image(logits[:, best : best + 1], size, image.width, image.height)
-        return Segmentation(mask=(mask[0, 0] > 0).numpy(), score=float(iou[0, best]))
+        return Segmentation(mask=(mask[0, 0] > 0).numpy(), score=float(iou[0, best]) * confidence)
+
+    def detected_box(
+        self, embeddings: torch.Tensor, width: int, height: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The detector's box (1×4 in the input, clipped to the image) and its confidence."""
+        assert self.sam.lesion_detector is not None
+        centres, boxes = self.sam.lesion_detector(embeddings[:, : self.card.embed_dim])
+        box, confidence = detected_boxes(centres, boxes)
+        fitted = torch.tensor([width, height, width, height]) * self.card.input_size
+        box = torch.minimum(box.clamp(min=0), fitted / max(width, height))
+        return box, confidence[0]
 
     def segment(
         self,

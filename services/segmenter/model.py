@@ -9,7 +9,8 @@ stride-4 features reach the mask decoder too, added to the decoder's upscaled ma
 (HQ-SAM's idea, arXiv:2306.01567): the 1/16 embedding alone leaves edges coarse. They travel
 inside the embedding, beyond its `embed_dim` channels, stored space-to-depth at 1/16, so the
 embedding stays one tensor to cache and batch. A model on disk is a card (`<name>.json`) and
-the safetensors weights it names, whose SHA-256 it pins.
+the safetensors weights it names, whose SHA-256 it pins. With the card's `automatic_detector`,
+a small detection head on the embedding places the lesion's box for automatic mode.
 """
 
 from typing import Any, Literal, TypeVar
@@ -83,6 +84,12 @@ class SegmenterCard(BaseModel):
         description="the encoder's stride-4 features added to the decoder's mask features,"
         " for finer edges than the 1/16 embedding gives",
     )
+    automatic_detector: bool = Field(
+        False,
+        description="no prompt: a detection head places the lesion's box, which prompts the"
+        " decoder as a drawn box does; the score is the head's confidence times the mask's"
+        " predicted IoU (else the decoder's own no-prompt region and its predicted IoU)",
+    )
     lesion_threshold: float = Field(
         0.5,
         ge=0,
@@ -137,12 +144,64 @@ class MobileNetImageEncoder(torch.nn.Module):
         return torch.cat([embedding, F.pixel_unshuffle(self.detail(early), 4)], dim=1)
 
 
-def build_lesion_sam(card: SegmenterCard) -> Sam:
+# The embedding's cell, in input pixels: the detector's unit of position and size.
+CELL = 16
+
+
+class LesionDetector(torch.nn.Module):
+    """Where the lesion is, from SAM's image embedding (CenterNet's idea, arXiv:1904.07850):
+    per cell of the 1/16 grid, the logit that the lesion's box is centred there, and that box:
+    its centre's offset from the cell's centre and the log of its width and height, in cells.
+    A box found so prompts the decoder in its strong mode (Dice 0.86 with a drawn box, against
+    0.73 with one point), where its own no-prompt region must find the extent unaided."""
+
+    def __init__(self, embed_dim: int) -> None:
+        super().__init__()
+        hidden = embed_dim // 2
+        self.trunk = torch.nn.Sequential(
+            torch.nn.Conv2d(embed_dim, hidden, kernel_size=3, padding=1),
+            LayerNorm2d(hidden),
+            torch.nn.GELU(),
+            torch.nn.Conv2d(hidden, hidden, kernel_size=3, padding=1),
+            torch.nn.GELU(),
+        )
+        self.centre = torch.nn.Conv2d(hidden, 1, kernel_size=1)
+        torch.nn.init.constant_(self.centre.bias, -4.6)  # a centre is rare: start at p = 0.01
+        self.box = torch.nn.Conv2d(hidden, 4, kernel_size=1)
+
+    def forward(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """N×1×G×G centre logits and N×4×G×G boxes (dx, dy, log w, log h) from N×C×G×G."""
+        features = self.trunk(embedding)
+        return self.centre(features), self.box(features)
+
+
+def detected_boxes(centres: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The detector's most confident box per image: N×4 (x0, y0, x1, y1 in input pixels,
+    unclipped) and its centre's probability, N."""
+    batch, _, _, width = centres.shape
+    logits, cell = centres.flatten(1).max(dim=1)
+    row, column = cell // width, cell % width
+    dx, dy, log_w, log_h = boxes.flatten(2)[torch.arange(batch), :, cell].unbind(dim=1)
+    x, y = (column + 0.5 + dx) * CELL, (row + 0.5 + dy) * CELL
+    half_w, half_h = log_w.exp() * CELL / 2, log_h.exp() * CELL / 2
+    return torch.stack([x - half_w, y - half_h, x + half_w, y + half_h], dim=1), logits.sigmoid()
+
+
+class LesionSam(Sam):
+    """SAM with, where the card asks, the lesion detector for automatic mode."""
+
+    def __init__(self, detector: LesionDetector | None, **parts: Any) -> None:
+        super().__init__(**parts)
+        self.lesion_detector = detector
+
+
+def build_lesion_sam(card: SegmenterCard) -> LesionSam:
     """The card's network with fresh weights: SAM's prompt encoder and mask decoder around the
     MobileNetV2 encoder. Training and serving both build it here."""
     size, dim = card.input_size, card.embed_dim
-    grid = size // 16
-    return Sam(
+    grid = size // CELL
+    return LesionSam(
+        detector=LesionDetector(dim) if card.automatic_detector else None,
         pixel_mean=list(PIXEL_MEAN),
         pixel_std=list(PIXEL_STD),
         image_encoder=MobileNetImageEncoder(size, dim, card.fine_detail),

@@ -74,6 +74,10 @@ def card_markdown(card: SegmenterCard) -> str:
     automatic = (
         " (of three candidates, the one it scores highest)" if card.automatic_multimask else ""
     )
+    score = "its predicted IoU"
+    if card.automatic_detector:
+        automatic = ", inside the box a detection head on the embedding places"
+        score = "its predicted IoU times the detector's confidence"
     detail = (
         ", its stride-4 features added to the decoder's mask features" if card.fine_detail else ""
     )
@@ -95,7 +99,7 @@ Grayscale, the longer side scaled to {card.input_size} px and padded (SAM's layo
 prompt encoder and mask decoder (depth {card.decoder_depth}) on a {card.embed_dim}-channel
 embedding at 1/16 of the input from a MobileNetV2 trunk
 ({encoder_start(card.training)}){detail}. A box gives one mask; points the best of three; no prompt
-the most lesion-like region{automatic}, a lesion where its predicted IoU reaches
+the most lesion-like region{automatic}, a lesion where {score} reaches
 {card.lesion_threshold:.3f} (fitted on the training images only).
 
 ## Measured (each site left out in turn; reports/segmenter/report.md)

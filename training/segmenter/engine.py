@@ -9,6 +9,9 @@ masks, the squared error of the predicted IoU against the mask's real one; with 
 best of the three masks is taught, as SAM does for an ambiguous prompt. With
 `automatic_multimask`, no prompt is ambiguous too (which region?): three candidates, the best
 taught, and every candidate's IoU, since automatic mode keeps the one it scores highest.
+With `automatic_detector`, the detection head learns each lesion's box as CenterNet does
+(a focal loss on a Gaussian around the box's centre cell, an L1 loss on the box near it),
+from the same embeddings, and an image without a lesion teaches it no centre anywhere.
 """
 
 import itertools
@@ -28,6 +31,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from branet_segmenter.model import (
+    CELL,
+    LesionDetector,
+    LesionSam,
     SegmenterCard,
     box_mask_prompt,
     build_lesion_sam,
@@ -66,6 +72,7 @@ class SegmenterTrainConfig:
     box_mask_prompt: bool = True  # a box comes with its inscribed ellipse as the mask prompt
     automatic_multimask: bool = False  # no prompt: three candidate regions, not one
     fine_detail: bool = False  # the encoder's stride-4 features reach the decoder's masks
+    automatic_detector: bool = False  # no prompt: a detection head's box prompts the decoder
     # Automatic mode's threshold, fitted on the model's own training images, or on held-out
     # sites' scores (train.py's `SiteModels.threshold`): the first found more lesions.
     threshold_fit: Literal["training_images", "held_out_sites"] = "training_images"
@@ -81,6 +88,7 @@ class SegmenterTrainConfig:
             box_mask_prompt=self.box_mask_prompt,
             automatic_multimask=self.automatic_multimask,
             fine_detail=self.fine_detail,
+            automatic_detector=self.automatic_detector,
             **fields,
         )
 
@@ -170,6 +178,68 @@ def hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, (predicted & truth).sum(dim=2) / union.clamp(min=1), 0.0)
 
 
+def detection_targets(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For N×1×S×S masks, what the detector is taught on its G×G grid (G = S/16): N×1×G×G
+    centre targets (1 at the cell holding the box's centre, a Gaussian of a sixth of the box's
+    side around it, 0 everywhere without a lesion) and N×4×G×G boxes (each cell's offset to
+    the centre, and the log of the box's size, in cells)."""
+    batch, size = len(masks), masks.shape[-1]
+    grid = size // CELL
+    rows, columns = masks[:, 0].any(dim=2), masks[:, 0].any(dim=1)
+    lesion = rows.any(dim=1)
+    index = torch.arange(size, device=masks.device).float()
+    far, near = (
+        torch.tensor(float(size), device=masks.device),
+        torch.tensor(0.0, device=masks.device),
+    )
+    x0 = torch.where(columns, index, far).amin(dim=1)
+    x1 = torch.where(columns, index + 1, near).amax(dim=1)
+    y0 = torch.where(rows, index, far).amin(dim=1)
+    y1 = torch.where(rows, index + 1, near).amax(dim=1)
+    width, height = ((x1 - x0) / CELL).clamp(min=0.1), ((y1 - y0) / CELL).clamp(min=0.1)
+    cx, cy = (x0 + x1) / 2 / CELL, (y0 + y1) / 2 / CELL  # in cells
+    cells = torch.arange(grid, device=masks.device).float() + 0.5
+    dx = cx[:, None] - cells[None]  # N×G: each column's offset to the centre
+    dy = cy[:, None] - cells[None]
+    sx, sy = (width / 6).clamp(min=0.5), (height / 6).clamp(min=0.5)
+    gauss = torch.exp(-(dy[:, :, None] ** 2) / (2 * sy[:, None, None] ** 2)) * torch.exp(
+        -(dx[:, None, :] ** 2) / (2 * sx[:, None, None] ** 2)
+    )
+    peak = gauss.flatten(1).argmax(dim=1)
+    gauss.view(batch, -1)[torch.arange(batch), peak] = 1.0
+    centres = torch.where(lesion[:, None, None], gauss, 0.0)[:, None]
+    boxes = torch.stack(
+        [
+            dx[:, None, :].expand(-1, grid, -1),
+            dy[:, :, None].expand(-1, -1, grid),
+            width.log()[:, None, None].expand(-1, grid, grid),
+            height.log()[:, None, None].expand(-1, grid, grid),
+        ],
+        dim=1,
+    )
+    return centres, boxes
+
+
+def detection_loss(
+    detector: LesionDetector, embeddings: torch.Tensor, masks: torch.Tensor
+) -> torch.Tensor:
+    """CenterNet's losses: the penalty-reduced focal loss on the centres, per lesion, and the
+    L1 loss on the boxes of the cells near a centre, weighted by their centre target."""
+    logits, boxes = detector(embeddings)
+    centres, box_targets = detection_targets(masks)
+    probability = logits.sigmoid().clamp(1e-4, 1 - 1e-4)
+    positive = centres == 1
+    focal = torch.where(
+        positive,
+        -((1 - probability) ** 2) * probability.log(),
+        -((1 - centres) ** 4) * probability**2 * (1 - probability).log(),
+    )
+    lesions = positive.sum().clamp(min=1)
+    near = torch.where(centres > 0.3, centres, 0.0)
+    box_error = (boxes - box_targets).abs().sum(dim=1, keepdim=True) * near
+    return focal.sum() / lesions + box_error.sum() / near.sum().clamp(min=1)
+
+
 @dataclass
 class PromptBatch:
     """The prompts of one mode for a batch, in the S×S input's coordinates."""
@@ -254,7 +324,7 @@ def freeze_early_blocks(sam: Sam, count: int) -> torch.nn.Module:
 
 @dataclass
 class TrainedSegmenter:
-    sam: Sam
+    sam: LesionSam
     card: SegmenterCard
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -306,6 +376,10 @@ def train_segmenter(
             inputs = sam.preprocess(network_input(pixels))
             embeddings = sam.image_encoder(inputs.contiguous(memory_format=torch.channels_last))
             loss = mode_loss(sam, embeddings, no_prompt, masks)
+            if sam.lesion_detector is not None:
+                loss = loss + detection_loss(
+                    sam.lesion_detector, embeddings[:, : card.embed_dim], masks
+                )
             lesion = masks.flatten(1).amax(dim=1) > 0
             if lesion.any():
                 prompts = batch_prompts(

@@ -55,6 +55,7 @@ NETWORK_SWITCHES = {
     "automatic_multimask": "no prompt: three candidate regions (the best taught), the one"
     " scored highest kept",
     "fine_detail": "add the encoder's stride-4 features to the decoder's mask features",
+    "automatic_detector": "no prompt: a detection head's box prompts the decoder",
 }
 
 

@@ -8,6 +8,7 @@ from PIL import Image
 from branet_segmenter.branet_sam import BraNetSegmenter
 from branet_segmenter.embeddings import EmbeddingCache
 from branet_segmenter.model import SegmenterCard, build_lesion_sam, decode_batch
+from branet_shared.schemas import BoundingBox
 
 
 def tiny_card(**fields: bool) -> SegmenterCard:
@@ -65,3 +66,43 @@ def test_automatic_mode_keeps_the_candidate_it_scores_highest(multimask: bool, k
     assert found.score == pytest.approx(0.9 if multimask else 0.1)
     assert np.array_equal(found.mask, candidates[kept].numpy())
     assert len({mask.numpy().tobytes() for mask in candidates}) == len(candidates)  # all differ
+
+
+class FixedDetector(torch.nn.Module):
+    """A detector that, whatever the image, is `confidence` sure of one box: cell (1, 2)'s
+    (row 1, column 2 of the 4×4 grid), 32 by 16 pixels around the cell's centre."""
+
+    def __init__(self, confidence: float) -> None:
+        super().__init__()
+        self.logit = float(torch.logit(torch.tensor(confidence)))
+
+    def forward(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        centres = torch.full((len(embedding), 1, 4, 4), -9.0)
+        centres[:, 0, 1, 2] = self.logit
+        box = torch.tensor([0.0, 0.0, float(np.log(2)), 0.0])
+        return centres, box[None, :, None, None].expand(len(embedding), -1, 4, 4)
+
+
+def test_the_detected_box_prompts_the_decoder_as_a_drawn_box_does() -> None:
+    card = tiny_card(automatic_detector=True, box_mask_prompt=True)
+    torch.manual_seed(0)
+    sam = build_lesion_sam(card).eval()
+    sam.lesion_detector = FixedDetector(confidence=0.8)
+    segmenter = BraNetSegmenter(card, sam, EmbeddingCache(1))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
+
+    automatic = segmenter.predict(image, "k", None, ())
+    # Cell (row 1, column 2) is centred at (40, 24) in the 64-pixel input.
+    drawn = segmenter.predict(image, "k", BoundingBox(x0=24, y0=16, x1=56, y1=32), ())
+
+    assert np.array_equal(automatic.mask, drawn.mask)
+    assert automatic.score == pytest.approx(drawn.score * 0.8, rel=1e-5)
+
+
+def test_an_unsure_detector_finds_no_lesion() -> None:
+    card = tiny_card(automatic_detector=True).model_copy(update={"lesion_threshold": 0.05})
+    sam = build_lesion_sam(card).eval()
+    sam.lesion_detector = FixedDetector(confidence=1e-3)
+    segmenter = BraNetSegmenter(card, sam, EmbeddingCache(1))
+
+    assert segmenter.automatic(Image.new("L", (64, 64), 120), "k") is None

@@ -14,7 +14,7 @@ from PIL import Image
 
 from branet_runtime.files import sha256_of_file
 from branet_segmenter.app import create_app
-from branet_segmenter.model import SegmenterCard, build_lesion_sam
+from branet_segmenter.model import LesionDetector, SegmenterCard, build_lesion_sam, detected_boxes
 from branet_segmenter.settings import SegmenterSettings
 from branet_training.classifier.train import main as train_classifier
 from branet_training.pretrained import KNOWN_FILES
@@ -22,6 +22,8 @@ from branet_training.segmenter.cards import card_markdown
 from branet_training.segmenter.engine import (
     PromptBatch,
     SegmenterTrainConfig,
+    detection_loss,
+    detection_targets,
     dice_loss,
     hard_iou,
     jittered_box,
@@ -355,3 +357,61 @@ def test_the_shipped_segmenters_card_says_what_its_json_says() -> None:
 
     assert (folder / "segmenter.md").read_text() == card_markdown(card)
     assert card.weights_sha256 == sha256_of_file(folder / card.weights_file)
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    width = (torch.minimum(a[2], b[2]) - torch.maximum(a[0], b[0])).clamp(min=0)
+    height = (torch.minimum(a[3], b[3]) - torch.maximum(a[1], b[1])).clamp(min=0)
+    inter = width * height
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+    return float(inter / (area - inter))
+
+
+def lesion_masks(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """N×1×128×128 masks of one rectangle each, and their boxes."""
+    generator = torch.Generator().manual_seed(seed)
+    masks, boxes = torch.zeros(count, 1, 128, 128), []
+    for mask in masks:
+        x0, y0 = (int(v) for v in torch.randint(0, 72, (2,), generator=generator))
+        w, h = (int(v) for v in torch.randint(16, 56, (2,), generator=generator))
+        mask[0, y0 : y0 + h, x0 : x0 + w] = 1
+        boxes.append([x0, y0, x0 + w, y0 + h])
+    return masks, torch.tensor(boxes, dtype=torch.float32)
+
+
+def test_what_the_detector_is_taught_decodes_to_the_lesions_box() -> None:
+    masks, boxes = lesion_masks(6, seed=0)
+    masks = torch.cat([masks, torch.zeros(1, 1, 128, 128)])  # and an image without a lesion
+
+    centres, box_targets = detection_targets(masks)
+    decoded, confidence = detected_boxes(torch.logit(centres.clamp(1e-6, 1 - 1e-6)), box_targets)
+
+    assert torch.allclose(decoded[:6], boxes, atol=1e-3)
+    assert confidence[:6].min() > 0.99
+    assert float(centres[6].max()) == 0.0  # nothing to find: no centre anywhere
+
+
+def test_the_detector_learns_where_a_lesion_is() -> None:
+    """Embeddings that show the lesion (its mask at 1/16, with noise): trained on some masks,
+    the detector finds others' boxes, and is unsure where there is none."""
+    torch.manual_seed(0)
+
+    def embeddings(masks: torch.Tensor) -> torch.Tensor:
+        coarse = torch.nn.functional.avg_pool2d(masks, 16)
+        return coarse.expand(-1, 16, -1, -1) + 0.05 * torch.randn(len(masks), 16, 8, 8)
+
+    detector = LesionDetector(16)
+    optimizer = torch.optim.Adam(detector.parameters(), lr=3e-3)
+    masks, _ = lesion_masks(64, seed=1)
+    masks[::8] = 0  # some images without a lesion
+    for _ in range(300):
+        optimizer.zero_grad()
+        detection_loss(detector, embeddings(masks), masks).backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+
+    unseen, boxes = lesion_masks(16, seed=2)
+    with torch.no_grad():
+        found, confidence = detected_boxes(*detector(embeddings(unseen)))
+        _, none = detected_boxes(*detector(embeddings(torch.zeros(4, 1, 128, 128))))
+    assert np.median([box_iou(f, b) for f, b in zip(found, boxes, strict=True)]) > 0.6
+    assert float(none.max()) < float(confidence.median())
