@@ -166,6 +166,7 @@ class LesionDetector(torch.nn.Module):
             torch.nn.GELU(),
         )
         self.centre = torch.nn.Conv2d(hidden, 1, kernel_size=1)
+        assert self.centre.bias is not None
         torch.nn.init.constant_(self.centre.bias, -4.6)  # a centre is rare: start at p = 0.01
         self.box = torch.nn.Conv2d(hidden, 4, kernel_size=1)
 
@@ -187,7 +188,7 @@ def detected_boxes(centres: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Te
     return torch.stack([x - half_w, y - half_h, x + half_w, y + half_h], dim=1), logits.sigmoid()
 
 
-class LesionSam(Sam):
+class LesionSam(Sam):  # type: ignore[misc] # segment-anything has no type hints
     """SAM with, where the card asks, the lesion detector for automatic mode."""
 
     def __init__(self, detector: LesionDetector | None, **parts: Any) -> None:

@@ -237,7 +237,8 @@ def detection_loss(
     lesions = positive.sum().clamp(min=1)
     near = torch.where(centres > 0.3, centres, 0.0)
     box_error = (boxes - box_targets).abs().sum(dim=1, keepdim=True) * near
-    return focal.sum() / lesions + box_error.sum() / near.sum().clamp(min=1)
+    loss: torch.Tensor = focal.sum() / lesions + box_error.sum() / near.sum().clamp(min=1)
+    return loss
 
 
 @dataclass

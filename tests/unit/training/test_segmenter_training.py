@@ -48,14 +48,14 @@ def write_normals(folder: Path, count: int = 4) -> Path:
 
 def train_toy(root: Path, out: Path, ship: Path, *options: str) -> None:
     """The command on `root`'s two sites and normals, each site left out, folds kept; the
-    shipped model's recipe (`--fine-detail`)."""
+    shipped model's recipe (`--fine-detail --automatic-detector`)."""
     train_main(
         [
             "--data", str(root / "site_a"), str(root / "site_b"),
             "--normals", str(root / "site_a_normal_64"), "--out", str(out), "--loso",
             "--fold-models", str(root / "folds"), "--ship", str(ship), "--size", "64",
             "--batch-size", "4", "--encoder-init", str(root / "mnv2.tflite"),
-            "--encoder-frozen-blocks", "2", "--fine-detail", *options,
+            "--encoder-frozen-blocks", "2", "--fine-detail", "--automatic-detector", *options,
         ]
     )  # fmt: skip
 
@@ -136,6 +136,7 @@ def test_the_shipped_card_pins_its_weights(run: Path) -> None:
     assert card["weights_sha256"] == sha256_of_file(run / "models" / card["weights_file"])
     assert card["input_size"] == 64
     assert card["fine_detail"] is True  # the stride-4 detail, in the weights it pins
+    assert card["automatic_detector"] is True  # and the detection head
     assert 0 <= card["lesion_threshold"] <= 1
     # The no-prompt rates, left-out sites' means: normals are only at site_a's fold.
     rates = ("loso_lesion_found_rate", "loso_lesion_outlined_rate", "loso_normal_marked_rate")
