@@ -76,7 +76,7 @@ def card_markdown(card: SegmenterCard) -> str:
     )
     score = "its predicted IoU"
     if card.automatic_detector:
-        automatic = ", inside the box a detection head on the embedding places"
+        automatic = " inside the box that a detection head on the embedding places"
         score = "its predicted IoU times the detector's confidence"
     detail = (
         ", its stride-4 features added to the decoder's mask features" if card.fine_detail else ""
