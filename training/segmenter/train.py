@@ -263,6 +263,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument(
+        "--box-jitter",
+        type=float,
+        default=defaults.box_jitter,
+        help="training's drawn boxes: each edge moved by up to this share of the box's side",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
     parser.add_argument(
@@ -297,6 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
+        box_jitter=args.box_jitter,
         seed=args.seed,
         device=args.device,
         encoder_init=args.encoder_init,
