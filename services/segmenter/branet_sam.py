@@ -104,8 +104,7 @@ class BraNetSegmenter:
         confidence = 1.0
         with torch.inference_mode():
             if boxes is None and not points and self.sam.lesion_detector is not None:
-                boxes, found = self.detected_box(embeddings, image.width, image.height)
-                confidence = float(found)
+                boxes, confidence = self.detected_box(embeddings, image.width, image.height)
             masks = None
             if boxes is not None and self.card.box_mask_prompt:
                 masks = box_mask_prompt(boxes, size)
@@ -118,14 +117,13 @@ class BraNetSegmenter:
 
     def detected_box(
         self, embeddings: torch.Tensor, width: int, height: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, float]:
         """The detector's box (1×4 in the input, clipped to the image) and its confidence."""
         assert self.sam.lesion_detector is not None
-        centres, boxes = self.sam.lesion_detector(embeddings[:, : self.card.embed_dim])
-        box, confidence = detected_boxes(centres, boxes)
+        box, confidence = detected_boxes(*self.sam.lesion_detector(embeddings))
         fitted = torch.tensor([width, height, width, height]) * self.card.input_size
         box = torch.minimum(box.clamp(min=0), fitted / max(width, height))
-        return box, confidence[0]
+        return box, float(confidence[0])
 
     def segment(
         self,

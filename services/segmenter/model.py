@@ -157,6 +157,7 @@ class LesionDetector(torch.nn.Module):
 
     def __init__(self, embed_dim: int) -> None:
         super().__init__()
+        self.embed_dim = embed_dim
         hidden = embed_dim // 2
         self.trunk = torch.nn.Sequential(
             torch.nn.Conv2d(embed_dim, hidden, kernel_size=3, padding=1),
@@ -171,8 +172,9 @@ class LesionDetector(torch.nn.Module):
         self.box = torch.nn.Conv2d(hidden, 4, kernel_size=1)
 
     def forward(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """N×1×G×G centre logits and N×4×G×G boxes (dx, dy, log w, log h) from N×C×G×G."""
-        features = self.trunk(embedding)
+        """N×1×G×G centre logits and N×4×G×G boxes (dx, dy, log w, log h) from the N×C×G×G
+        embedding: its first `embed_dim` channels, SAM's, not the fine detail beyond them."""
+        features = self.trunk(embedding[:, : self.embed_dim])
         return self.centre(features), self.box(features)
 
 

@@ -28,6 +28,7 @@ import torch
 from segment_anything.modeling import Sam
 from torch.nn import functional as F  # noqa: N812 - the usual name
 from torch.utils.data import DataLoader, Dataset
+from torchvision.ops import masks_to_boxes
 from tqdm import tqdm
 
 from branet_segmenter.model import (
@@ -185,17 +186,13 @@ def detection_targets(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     the centre, and the log of the box's size, in cells)."""
     batch, size = len(masks), masks.shape[-1]
     grid = size // CELL
-    rows, columns = masks[:, 0].any(dim=2), masks[:, 0].any(dim=1)
-    lesion = rows.any(dim=1)
-    index = torch.arange(size, device=masks.device).float()
-    far, near = (
-        torch.tensor(float(size), device=masks.device),
-        torch.tensor(0.0, device=masks.device),
-    )
-    x0 = torch.where(columns, index, far).amin(dim=1)
-    x1 = torch.where(columns, index + 1, near).amax(dim=1)
-    y0 = torch.where(rows, index, far).amin(dim=1)
-    y1 = torch.where(rows, index + 1, near).amax(dim=1)
+    lesion = masks.flatten(1).amax(dim=1) > 0
+    pixel_boxes = torch.zeros(batch, 4, device=masks.device)  # no lesion: no box, never taught
+    if lesion.any():  # torchvision's boxes end on the last pixel, ours after it
+        pixel_boxes[lesion] = masks_to_boxes(masks[lesion, 0] > 0) + torch.tensor(
+            [0.0, 0.0, 1.0, 1.0], device=masks.device
+        )
+    x0, y0, x1, y1 = pixel_boxes.unbind(dim=1)
     width, height = ((x1 - x0) / CELL).clamp(min=0.1), ((y1 - y0) / CELL).clamp(min=0.1)
     cx, cy = (x0 + x1) / 2 / CELL, (y0 + y1) / 2 / CELL  # in cells
     cells = torch.arange(grid, device=masks.device).float() + 0.5
@@ -378,9 +375,7 @@ def train_segmenter(
             embeddings = sam.image_encoder(inputs.contiguous(memory_format=torch.channels_last))
             loss = mode_loss(sam, embeddings, no_prompt, masks)
             if sam.lesion_detector is not None:
-                loss = loss + detection_loss(
-                    sam.lesion_detector, embeddings[:, : card.embed_dim], masks
-                )
+                loss = loss + detection_loss(sam.lesion_detector, embeddings, masks)
             lesion = masks.flatten(1).amax(dim=1) > 0
             if lesion.any():
                 prompts = batch_prompts(
