@@ -9,20 +9,23 @@ from torchvision.transforms.v2 import functional as tvf
 
 
 def augment(
-    pixels: torch.Tensor, rng: random.Random, marker: torch.Tensor | None = None
+    pixels: torch.Tensor,
+    rng: random.Random,
+    marker: torch.Tensor | None = None,
+    scale: tuple[float, float] = (0.9, 1.1),
+    shift: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Scanner-like variation on a 1×S×S image in [0, 1]; the lesion marker, if any, is
-    flipped, turned and scaled with it."""
+    flipped, turned, scaled (by a factor in `scale`) and moved (by up to `shift` of the side
+    each way) with it."""
     layers = pixels if marker is None else torch.cat([pixels, marker])
     if rng.random() < 0.5:
         layers = tvf.horizontal_flip(layers)
-    layers = tvf.affine(
-        layers,
-        angle=rng.uniform(-12, 12),
-        translate=[0, 0],
-        scale=rng.uniform(0.9, 1.1),
-        shear=[0.0, 0.0],
-    )
+    size = pixels.shape[-1]
+    angle, factor = rng.uniform(-12, 12), rng.uniform(*scale)
+    # Drawn only when asked for, so a run without a shift draws as before it existed.
+    offset = [round(rng.uniform(-shift, shift) * size) for _ in range(2)] if shift else [0, 0]
+    layers = tvf.affine(layers, angle=angle, translate=offset, scale=factor, shear=[0.0, 0.0])
     pixels = layers[:1]
     if marker is not None:
         marker = (layers[1:] > 0.5).float()
@@ -35,7 +38,6 @@ def augment(
     if rng.random() < 0.2:
         pixels = tvf.gaussian_blur(pixels, kernel_size=[5, 5], sigma=[rng.uniform(0.3, 1.2)] * 2)
     if rng.random() < 0.3:  # a blotted patch, where calipers or text would be
-        size = pixels.shape[-1]
         h, w = rng.randint(size // 16, size // 5), rng.randint(size // 16, size // 5)
         y, x = rng.randint(0, size - h), rng.randint(0, size - w)
         pixels = pixels.clone()

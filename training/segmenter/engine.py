@@ -63,6 +63,10 @@ class SegmenterTrainConfig:
     weight_decay: float = 0.01
     augment: bool = True
     box_jitter: float = 0.1  # how far a drawn box's edge strays, a share of the box's side
+    # Augmentation's geometry: the zoom factor's range, and how far the image moves each way
+    # (a share of its side), so the lesion is taught anywhere at any size.
+    augment_scale: tuple[float, float] = (0.9, 1.1)
+    augment_shift: float = 0.0
     # ImageNet MobileNetV2 (a ../shared/data/pretrained .tflite) to start the encoder from,
     # trained at `encoder_lr_scale` of the learning rate; None trains it from scratch.
     encoder_init: str | None = None
@@ -97,8 +101,16 @@ class SegmenterTrainConfig:
 class MaskDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """(1×S×S image in [0, 1], 1×S×S mask) per image, decoded once, augmented in training."""
 
-    def __init__(self, images: Sequence[MaskedImage], size: int, train: bool, seed: int) -> None:
+    def __init__(
+        self,
+        images: Sequence[MaskedImage],
+        size: int,
+        train: bool,
+        seed: int,
+        geometry: tuple[tuple[float, float], float] = ((0.9, 1.1), 0.0),
+    ) -> None:
         self.train = train
+        self.scale, self.shift = geometry
         self.rng = random.Random(seed)  # noqa: S311 - augmentation, not secrets
         self.items: list[tuple[torch.Tensor, torch.Tensor]] = []
         for image in images:
@@ -113,7 +125,7 @@ class MaskDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         pixels, mask = (layer.float() for layer in self.items[index])
         pixels = pixels / 255
         if self.train:
-            augmented, moved = augment(pixels, self.rng, mask)
+            augmented, moved = augment(pixels, self.rng, mask, self.scale, self.shift)
             assert moved is not None
             return augmented, moved
         return pixels, mask
@@ -339,7 +351,8 @@ def train_segmenter(
     # Channels-last convolutions: the same numbers, a quarter faster on a CPU.
     sam = build_lesion_sam(card).to(device)
     sam.image_encoder.to(memory_format=torch.channels_last)
-    dataset = MaskDataset(images, config.input_size, train=config.augment, seed=config.seed)
+    geometry = (config.augment_scale, config.augment_shift)
+    dataset = MaskDataset(images, config.input_size, config.augment, config.seed, geometry)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=False)
     encoder_lr = config.learning_rate
     if config.encoder_init is not None:

@@ -19,6 +19,7 @@ found more lesions at a new hospital (README, "BraNet's own lesion segmenter").
 
 import argparse
 import datetime as dt
+import json
 import logging
 import platform
 from collections.abc import Sequence
@@ -69,8 +70,9 @@ def scored(
 
 def weights_config(config: dict[str, Any]) -> dict[str, Any]:
     """What decides a model's weights: the configuration less where it ran. A field a card
-    lacks was added since, its default what the model was trained with."""
-    full = {**asdict(SegmenterTrainConfig()), **config}
+    lacks was added since, its default what the model was trained with. Compared as a card
+    stores it (JSON: a tuple reads back as a list)."""
+    full = json.loads(json.dumps({**asdict(SegmenterTrainConfig()), **config}))
     return {key: value for key, value in full.items() if key not in ("device", "threshold_fit")}
 
 
@@ -269,6 +271,20 @@ def main(argv: list[str] | None = None) -> None:
         default=defaults.box_jitter,
         help="training's drawn boxes: each edge moved by up to this share of the box's side",
     )
+    parser.add_argument(
+        "--augment-scale",
+        type=float,
+        nargs=2,
+        default=defaults.augment_scale,
+        metavar=("LOW", "HIGH"),
+        help="training's zoom factor, drawn between these",
+    )
+    parser.add_argument(
+        "--augment-shift",
+        type=float,
+        default=defaults.augment_shift,
+        help="training's images moved by up to this share of their side each way",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
     parser.add_argument(
@@ -304,6 +320,8 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         box_jitter=args.box_jitter,
+        augment_scale=tuple(args.augment_scale),
+        augment_shift=args.augment_shift,
         seed=args.seed,
         device=args.device,
         encoder_init=args.encoder_init,

@@ -362,15 +362,32 @@ def test_a_segmenters_mask_marks_the_lesion_in_place_of_the_ellipse(dataset: Pat
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_augmentation_moves_the_lesion_marker_with_the_image(seed: int) -> None:
+@pytest.mark.parametrize("geometry", [((0.9, 1.1), 0.0), ((0.75, 1.3), 0.15)])
+def test_augmentation_moves_the_lesion_marker_with_the_image(
+    seed: int, geometry: tuple[tuple[float, float], float]
+) -> None:
     marker = torch.zeros(1, 64, 64)
     marker[:, 10:30, 8:28] = 1  # off-centre, so a flip or turn shows
-    pixels, moved = augment(marker.clone(), random.Random(seed), marker)
+    scale, shift = geometry
+    pixels, moved = augment(marker.clone(), random.Random(seed), marker, scale, shift)
 
     assert moved is not None
     bright = pixels > 0.4
     overlap = (bright & (moved > 0)).sum() / (bright | (moved > 0)).sum()
     assert float(overlap) > 0.8
+
+
+def test_a_shift_moves_the_image_with_its_marker() -> None:
+    square = torch.zeros(1, 64, 64)
+    square[:, 24:40, 24:40] = 1  # centred, so only a shift moves its centre far
+
+    def centre(seed: int, shift: float) -> torch.Tensor:
+        _, moved = augment(square.clone(), random.Random(seed), square, (1.0, 1.0), shift)
+        assert moved is not None
+        return torch.nonzero(moved[0]).float().mean(dim=0)
+
+    assert max(float((centre(seed, 0.0) - 31.5).abs().max()) for seed in range(8)) < 2
+    assert max(float((centre(seed, 0.2) - 31.5).abs().max()) for seed in range(8)) > 6
 
 
 def test_duplicates_are_dropped_and_conflicts_removed(dataset: Path, tmp_path: Path) -> None:

@@ -216,6 +216,15 @@ def test_a_card_from_before_a_config_field_is_read_as_its_default() -> None:
     )
 
 
+def test_a_card_read_back_from_json_is_the_config_it_was_trained_with() -> None:
+    """A tuple (the zoom range) reads back from a card as a list: still the same config."""
+    config = asdict(SegmenterTrainConfig(augment_scale=(0.75, 1.3), augment_shift=0.15))
+    stored = json.loads(json.dumps(config))
+
+    assert weights_config(stored) == weights_config(config)
+    assert weights_config(stored) != weights_config(asdict(SegmenterTrainConfig()))
+
+
 def test_frozen_blocks_keep_imagenets_weights_and_the_rest_learn(run: Path) -> None:
     from safetensors.torch import load_file
 
