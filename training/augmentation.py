@@ -7,12 +7,14 @@ import random
 import torch
 from torchvision.transforms.v2 import functional as tvf
 
+ZOOM = (0.9, 1.1)  # the scale factor's range unless a model's recipe says otherwise
+
 
 def augment(
     pixels: torch.Tensor,
     rng: random.Random,
     marker: torch.Tensor | None = None,
-    scale: tuple[float, float] = (0.9, 1.1),
+    scale: tuple[float, float] = ZOOM,
     shift: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Scanner-like variation on a 1×S×S image in [0, 1]; the lesion marker, if any, is

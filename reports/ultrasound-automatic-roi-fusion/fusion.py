@@ -23,8 +23,9 @@ for saved in sorted(Path(sys.argv[1]).rglob("loso-*/result.json")):
     whole = np.array(fold["whole_image"]["probability"])
     crop = np.array(fold["automatic_roi"]["probability"])
     found = ~np.isclose(crop, whole)  # nothing found: the crop's answer is the whole image's
-    views = (np.array(fold["probability"]), whole, crop, (crop + whole) / 2)
-    aucs = [roc_auc_score(truth, v) for v in (*views, logit(crop) + logit(whole))]
+    mean_logit = (logit(crop) + logit(whole)) / 2
+    views = (np.array(fold["probability"]), whole, crop, (crop + whole) / 2, mean_logit)
+    aucs = [roc_auc_score(truth, v) for v in views]
     rows.append(aucs)
     print(saved.parent.name, f"found {found.mean():.0%}", " ".join(f"{a:.3f}" for a in aucs))
 means = " ".join(f"{a:.3f}" for a in np.mean(rows, axis=0))

@@ -43,7 +43,7 @@ from branet_segmenter.model import (
     mask_to_input,
     network_input,
 )
-from branet_training.augmentation import augment
+from branet_training.augmentation import ZOOM, augment
 from branet_training.pretrained import calibrate_batch_norm, load_imagenet_trunk
 from branet_training.runs import pick_device, seed_everything, warmup_cosine
 from branet_training.segmenter.data import MaskedImage
@@ -65,7 +65,7 @@ class SegmenterTrainConfig:
     box_jitter: float = 0.1  # how far a drawn box's edge strays, a share of the box's side
     # Augmentation's geometry: the zoom factor's range, and how far the image moves each way
     # (a share of its side), so the lesion is taught anywhere at any size.
-    augment_scale: tuple[float, float] = (0.9, 1.1)
+    augment_scale: tuple[float, float] = ZOOM
     augment_shift: float = 0.0
     # ImageNet MobileNetV2 (a ../shared/data/pretrained .tflite) to start the encoder from,
     # trained at `encoder_lr_scale` of the learning rate; None trains it from scratch.
@@ -107,10 +107,11 @@ class MaskDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         size: int,
         train: bool,
         seed: int,
-        geometry: tuple[tuple[float, float], float] = ((0.9, 1.1), 0.0),
+        scale: tuple[float, float] = ZOOM,
+        shift: float = 0.0,
     ) -> None:
         self.train = train
-        self.scale, self.shift = geometry
+        self.scale, self.shift = scale, shift
         self.rng = random.Random(seed)  # noqa: S311 - augmentation, not secrets
         self.items: list[tuple[torch.Tensor, torch.Tensor]] = []
         for image in images:
@@ -351,8 +352,14 @@ def train_segmenter(
     # Channels-last convolutions: the same numbers, a quarter faster on a CPU.
     sam = build_lesion_sam(card).to(device)
     sam.image_encoder.to(memory_format=torch.channels_last)
-    geometry = (config.augment_scale, config.augment_shift)
-    dataset = MaskDataset(images, config.input_size, config.augment, config.seed, geometry)
+    dataset = MaskDataset(
+        images,
+        config.input_size,
+        config.augment,
+        config.seed,
+        scale=config.augment_scale,
+        shift=config.augment_shift,
+    )
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=False)
     encoder_lr = config.learning_rate
     if config.encoder_init is not None:
