@@ -90,6 +90,13 @@ class SegmenterCard(BaseModel):
         " decoder as a drawn box does; the score is the head's confidence times the mask's"
         " predicted IoU (else the decoder's own no-prompt region and its predicted IoU)",
     )
+    detector_context_layers: int = Field(
+        0,
+        ge=0,
+        le=4,
+        description="transformer layers across the whole embedding before the detection"
+        " head's convolutions, so each cell's lesion score can weigh every other region",
+    )
     lesion_threshold: float = Field(
         0.5,
         ge=0,
@@ -148,6 +155,31 @@ class MobileNetImageEncoder(torch.nn.Module):
 CELL = 16
 
 
+class GridContext(torch.nn.Module):
+    """Pre-norm transformer layers across every cell of the G×G embedding, a learned position
+    per cell: the detector's convolutions see a few cells, but whether a dark region is the
+    lesion or a shadow is a comparison with the rest of the image."""
+
+    def __init__(self, embed_dim: int, grid: int, layers: int) -> None:
+        super().__init__()
+        self.position = torch.nn.Parameter(torch.zeros(1, grid * grid, embed_dim))
+        torch.nn.init.trunc_normal_(self.position, std=0.02)
+        layer = torch.nn.TransformerEncoderLayer(
+            embed_dim,
+            nhead=8,
+            dim_feedforward=2 * embed_dim,
+            batch_first=True,
+            norm_first=True,
+            activation="gelu",
+        )
+        self.layers = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        batch, channels, rows, columns = features.shape
+        tokens: torch.Tensor = self.layers(features.flatten(2).transpose(1, 2) + self.position)
+        return tokens.transpose(1, 2).reshape(batch, channels, rows, columns)
+
+
 class LesionDetector(torch.nn.Module):
     """Where the lesion is, from SAM's image embedding (CenterNet's idea, arXiv:1904.07850):
     per cell of the 1/16 grid, the logit that the lesion's box is centred there, and that box:
@@ -155,10 +187,11 @@ class LesionDetector(torch.nn.Module):
     A box found so prompts the decoder in its strong mode (Dice 0.86 with a drawn box, against
     0.73 with one point), where its own no-prompt region must find the extent unaided."""
 
-    def __init__(self, embed_dim: int) -> None:
+    def __init__(self, embed_dim: int, grid: int, context_layers: int = 0) -> None:
         super().__init__()
         self.embed_dim = embed_dim
         hidden = embed_dim // 2
+        self.context = GridContext(embed_dim, grid, context_layers) if context_layers else None
         self.trunk = torch.nn.Sequential(
             torch.nn.Conv2d(embed_dim, hidden, kernel_size=3, padding=1),
             LayerNorm2d(hidden),
@@ -174,7 +207,10 @@ class LesionDetector(torch.nn.Module):
     def forward(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """N×1×G×G centre logits and N×4×G×G boxes (dx, dy, log w, log h) from the N×C×G×G
         embedding: its first `embed_dim` channels, SAM's, not the fine detail beyond them."""
-        features = self.trunk(embedding[:, : self.embed_dim])
+        features = embedding[:, : self.embed_dim]
+        if self.context is not None:
+            features = self.context(features)
+        features = self.trunk(features)
         return self.centre(features), self.box(features)
 
 
@@ -204,7 +240,11 @@ def build_lesion_sam(card: SegmenterCard) -> LesionSam:
     size, dim = card.input_size, card.embed_dim
     grid = size // CELL
     return LesionSam(
-        detector=LesionDetector(dim) if card.automatic_detector else None,
+        detector=(
+            LesionDetector(dim, grid, card.detector_context_layers)
+            if card.automatic_detector
+            else None
+        ),
         pixel_mean=list(PIXEL_MEAN),
         pixel_std=list(PIXEL_STD),
         image_encoder=MobileNetImageEncoder(size, dim, card.fine_detail),

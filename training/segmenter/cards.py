@@ -76,7 +76,9 @@ def card_markdown(card: SegmenterCard) -> str:
     )
     score = "its predicted IoU"
     if card.automatic_detector:
-        automatic = " inside the box that a detection head on the embedding places"
+        context = card.detector_context_layers
+        across = f" after {context} transformer layer(s) across it" if context else ""
+        automatic = f" inside the box that a detection head on the embedding{across} places"
         score = "its predicted IoU times the detector's confidence"
     detail = (
         ", its stride-4 features added to the decoder's mask features" if card.fine_detail else ""

@@ -78,6 +78,7 @@ class SegmenterTrainConfig:
     automatic_multimask: bool = False  # no prompt: three candidate regions, not one
     fine_detail: bool = False  # the encoder's stride-4 features reach the decoder's masks
     automatic_detector: bool = False  # no prompt: a detection head's box prompts the decoder
+    detector_context_layers: int = 0  # transformer layers over the grid before the head
     # Automatic mode's threshold, fitted on the model's own training images, or on held-out
     # sites' scores (train.py's `SiteModels.threshold`): the first found more lesions.
     threshold_fit: Literal["training_images", "held_out_sites"] = "training_images"
@@ -94,6 +95,7 @@ class SegmenterTrainConfig:
             automatic_multimask=self.automatic_multimask,
             fine_detail=self.fine_detail,
             automatic_detector=self.automatic_detector,
+            detector_context_layers=self.detector_context_layers,
             **fields,
         )
 

@@ -297,6 +297,13 @@ def main(argv: list[str] | None = None) -> None:
         default=defaults.encoder_frozen_blocks,
         help="with --encoder-init: keep MobileNetV2's first N blocks as ImageNet made them",
     )
+    parser.add_argument(
+        "--detector-context-layers",
+        type=int,
+        default=defaults.detector_context_layers,
+        help="with --automatic-detector: transformer layers across the embedding before the"
+        " detection head, so it compares regions across the whole image",
+    )
     for name, text in NETWORK_SWITCHES.items():
         parser.add_argument(
             f"--{name.replace('_', '-')}",
@@ -327,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         encoder_init=args.encoder_init,
         encoder_lr_scale=args.encoder_lr_scale,
         encoder_frozen_blocks=args.encoder_frozen_blocks,
+        detector_context_layers=args.detector_context_layers,
         **{name: getattr(args, name) for name in NETWORK_SWITCHES},
         threshold_fit=args.threshold_fit,
     )

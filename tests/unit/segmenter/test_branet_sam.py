@@ -11,7 +11,7 @@ from branet_segmenter.model import SegmenterCard, build_lesion_sam, decode_batch
 from branet_shared.schemas import BoundingBox
 
 
-def tiny_card(**fields: bool) -> SegmenterCard:
+def tiny_card(**fields: bool | int) -> SegmenterCard:
     return SegmenterCard(
         name="test", version="0", weights_file="-", weights_sha256="0" * 64, input_size=64, **fields
     )
@@ -106,3 +106,25 @@ def test_an_unsure_detector_finds_no_lesion() -> None:
     segmenter = BraNetSegmenter(card, sam, EmbeddingCache(1))
 
     assert segmenter.automatic(Image.new("L", (64, 64), 120), "k") is None
+
+
+@pytest.mark.parametrize("context_layers", [0, 1])
+def test_a_detector_with_context_layers_finds_a_box_as_the_card_builds_it(
+    context_layers: int,
+) -> None:
+    """The card's `detector_context_layers` are in the network it builds (so in the weights it
+    pins), none where it asks for none (0.4.0's weights load as they were saved)."""
+    card = tiny_card(automatic_detector=True, detector_context_layers=context_layers)
+    torch.manual_seed(0)
+    sam = build_lesion_sam(card).eval()
+    segmenter = BraNetSegmenter(card, sam, EmbeddingCache(1))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64), dtype=np.uint8))
+
+    candidate = segmenter.predict(image, "k", None, ())
+
+    names = sam.state_dict().keys()
+    assert any(name.startswith("lesion_detector.context.") for name in names) == bool(
+        context_layers
+    )
+    assert candidate.mask.shape == (48, 64)
+    assert np.isfinite(candidate.score)  # an untrained network's predicted IoU, unbounded

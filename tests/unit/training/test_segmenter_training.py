@@ -394,16 +394,18 @@ def test_what_the_detector_is_taught_decodes_to_the_lesions_box() -> None:
     assert float(centres[6].max()) == 0.0  # nothing to find: no centre anywhere
 
 
-def test_the_detector_learns_where_a_lesion_is() -> None:
+@pytest.mark.parametrize("context_layers", [0, 1])
+def test_the_detector_learns_where_a_lesion_is(context_layers: int) -> None:
     """Embeddings that show the lesion (its mask at 1/16, with noise): trained on some masks,
-    the detector finds others' boxes, and is unsure where there is none."""
+    the detector finds others' boxes, and is unsure where there is none; with or without the
+    transformer layers across the grid."""
     torch.manual_seed(0)
 
     def embeddings(masks: torch.Tensor) -> torch.Tensor:
         coarse = torch.nn.functional.avg_pool2d(masks, 16)
         return coarse.expand(-1, 16, -1, -1) + 0.05 * torch.randn(len(masks), 16, 8, 8)
 
-    detector = LesionDetector(16)
+    detector = LesionDetector(16, grid=8, context_layers=context_layers)
     optimizer = torch.optim.Adam(detector.parameters(), lr=3e-3)
     masks, _ = lesion_masks(64, seed=1)
     masks[::8] = 0  # some images without a lesion
