@@ -27,6 +27,7 @@ import numpy.typing as npt
 import torch
 from segment_anything.modeling import Sam
 from torch.nn import functional as F  # noqa: N812 - the usual name
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 from torchvision.ops import masks_to_boxes
 from tqdm import tqdm
@@ -79,6 +80,10 @@ class SegmenterTrainConfig:
     fine_detail: bool = False  # the encoder's stride-4 features reach the decoder's masks
     automatic_detector: bool = False  # no prompt: a detection head's box prompts the decoder
     detector_context_layers: int = 0  # transformer layers over the grid before the head
+    # The model shipped is the mean of the weights (and batch-norm statistics) at the end of
+    # each of the last N epochs (SWA, arXiv:1803.05407; flatter minima travel better to new
+    # domains, SWAD, arXiv:2102.08604); 0 ships the last epoch's.
+    weight_averaging_epochs: int = 0
     # Automatic mode's threshold, fitted on the model's own training images, or on held-out
     # sites' scores (train.py's `SiteModels.threshold`): the first found more lesions.
     threshold_fit: Literal["training_images", "held_out_sites"] = "training_images"
@@ -385,6 +390,7 @@ def train_segmenter(
     )
     rng = random.Random(config.seed + 1)  # noqa: S311 - prompts, not secrets
     no_prompt = PromptBatch(multimask=config.automatic_multimask, every_iou=True)
+    averaged = AveragedModel(sam, use_buffers=True) if config.weight_averaging_epochs else None
     history = []
     for epoch in range(config.epochs):
         sam.train()
@@ -413,6 +419,11 @@ def train_segmenter(
             loss_sum += float(loss.detach()) * len(pixels)
         history.append({"epoch": epoch + 1, "loss": loss_sum / max(1, total)})
         tqdm.write(f"{label}: loss {loss_sum / max(1, total):.4f}")
+        if averaged is not None and epoch >= config.epochs - config.weight_averaging_epochs:
+            averaged.update_parameters(sam)
+    if averaged is not None:
+        assert isinstance(averaged.module, LesionSam)
+        sam = averaged.module
     sam.image_encoder.to(memory_format=torch.contiguous_format)  # safetensors saves these
     return TrainedSegmenter(sam.eval().cpu(), card, history)
 

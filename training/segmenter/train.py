@@ -304,6 +304,12 @@ def main(argv: list[str] | None = None) -> None:
         help="with --automatic-detector: transformer layers across the embedding before the"
         " detection head, so it compares regions across the whole image",
     )
+    parser.add_argument(
+        "--weight-averaging-epochs",
+        type=int,
+        default=defaults.weight_averaging_epochs,
+        help="ship the mean of the weights at the end of each of the last N epochs (SWA)",
+    )
     for name, text in NETWORK_SWITCHES.items():
         parser.add_argument(
             f"--{name.replace('_', '-')}",
@@ -335,6 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         encoder_lr_scale=args.encoder_lr_scale,
         encoder_frozen_blocks=args.encoder_frozen_blocks,
         detector_context_layers=args.detector_context_layers,
+        weight_averaging_epochs=args.weight_averaging_epochs,
         **{name: getattr(args, name) for name in NETWORK_SWITCHES},
         threshold_fit=args.threshold_fit,
     )

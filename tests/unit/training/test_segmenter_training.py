@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.optim.swa_utils import AveragedModel
 from torchvision.ops import box_iou
 
 from branet_runtime.files import sha256_of_file
@@ -20,6 +21,7 @@ from branet_segmenter.settings import SegmenterSettings
 from branet_training.classifier.train import main as train_classifier
 from branet_training.pretrained import KNOWN_FILES
 from branet_training.segmenter.cards import card_markdown
+from branet_training.segmenter.data import load_masked_images
 from branet_training.segmenter.engine import (
     PromptBatch,
     SegmenterTrainConfig,
@@ -30,6 +32,7 @@ from branet_training.segmenter.engine import (
     jittered_box,
     mode_loss,
     sampled_points,
+    train_segmenter,
 )
 from branet_training.segmenter.report import FOUND_IOU, ImageScore, fitted_threshold
 from branet_training.segmenter.train import main as train_main
@@ -420,3 +423,29 @@ def test_the_detector_learns_where_a_lesion_is(context_layers: int) -> None:
         _, none = detected_boxes(*detector(embeddings(torch.zeros(4, 1, 128, 128))))
     assert float(box_iou(found, boxes).diagonal().median()) > 0.6
     assert float(none.max()) < float(confidence.median())
+
+
+def test_weight_averaging_ships_the_mean_of_the_last_epochs_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = load_masked_images([write_class_folders(tmp_path / "site", per_class=2)], [])
+    snapshots: list[dict[str, torch.Tensor]] = []
+    average = AveragedModel.update_parameters
+
+    def kept(self: AveragedModel, model: torch.nn.Module) -> None:
+        snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        average(self, model)
+
+    monkeypatch.setattr(AveragedModel, "update_parameters", kept)
+    config = SegmenterTrainConfig(
+        input_size=64, embed_dim=32, epochs=3, batch_size=2, weight_averaging_epochs=2
+    )
+
+    trained = train_segmenter(images, config).sam.state_dict()
+
+    assert len(snapshots) == 2  # the last two epochs, not the first
+    name = "mask_decoder.output_upscaling.0.weight"
+    assert not torch.equal(snapshots[0][name], snapshots[1][name])
+    torch.testing.assert_close(trained[name], (snapshots[0][name] + snapshots[1][name]) / 2)
+    norm = "image_encoder.stride16.1.conv.0.1.running_mean"  # batch norms' statistics too
+    torch.testing.assert_close(trained[norm], (snapshots[0][norm] + snapshots[1][norm]) / 2)
