@@ -1,10 +1,12 @@
 """Scanner-like variation for ultrasound images in training, the same for every model kind:
 geometry (flip, rotation, scale), the scanner's curve and gain, speckle, blur, and blotted
-patches where site marks (calipers, text, icons) would be."""
+patches where site marks (calipers, text, icons) would be; where a recipe asks, another texture
+altogether (a random filter)."""
 
 import random
 
 import torch
+from torch.nn import functional as F  # noqa: N812 - the usual name
 from torchvision.transforms.v2 import functional as tvf
 
 ZOOM = (0.9, 1.1)  # the scale factor's range unless a model's recipe says otherwise
@@ -16,10 +18,13 @@ def augment(
     marker: torch.Tensor | None = None,
     scale: tuple[float, float] = ZOOM,
     shift: float = 0.0,
+    *,
+    random_filter: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Scanner-like variation on a 1×S×S image in [0, 1]; the lesion marker, if any, is
     flipped, turned, scaled (by a factor in `scale`) and moved (by up to `shift` of the side
-    each way) with it."""
+    each way) with it. With probability `random_filter`, the image's texture is replaced in
+    part by a random filter's (`randomly_filtered`)."""
     layers = pixels if marker is None else torch.cat([pixels, marker])
     if rng.random() < 0.5:
         layers = tvf.horizontal_flip(layers)
@@ -31,6 +36,9 @@ def augment(
     pixels = layers[:1]
     if marker is not None:
         marker = (layers[1:] > 0.5).float()
+    # Drawn only when asked for, so a run without it draws as before it existed.
+    if random_filter and rng.random() < random_filter:
+        pixels = randomly_filtered(pixels, rng)
     pixels = pixels.clamp(0, 1) ** rng.uniform(0.7, 1.4)  # gamma: the scanner's curve
     pixels = pixels * rng.uniform(0.75, 1.25) + rng.uniform(-0.08, 0.08)  # gain and offset
     if rng.random() < 0.5:  # multiplicative speckle
@@ -45,3 +53,18 @@ def augment(
         pixels = pixels.clone()
         pixels[:, y : y + h, x : x + w] = rng.random()
     return pixels.clamp(0, 1), marker
+
+
+def randomly_filtered(pixels: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """The 1×S×S image blended with itself through a random 3×3 to 7×7 filter, rescaled to
+    [0, 1] (RandConv, Xu et al. 2021, arXiv:2007.13003; its filter's sign kept positive): the
+    same shapes in another texture, as another scanner's speckle and processing would give them."""
+    side = rng.choice((3, 5, 7))
+    generator = torch.Generator().manual_seed(rng.randrange(2**31))
+    kernel = torch.randn(1, 1, side, side, generator=generator) / side  # unit gain on average
+    kernel = kernel * kernel.sum().sign()  # a lesion stays darker than tissue, as on any scanner
+    filtered = F.conv2d(pixels[None], kernel, padding=side // 2)[0]
+    low, high = filtered.min(), filtered.max()
+    filtered = (filtered - low) / (high - low).clamp(min=1e-6)
+    kept = rng.random()
+    return kept * pixels + (1 - kept) * filtered

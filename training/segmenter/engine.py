@@ -68,6 +68,7 @@ class SegmenterTrainConfig:
     # (a share of its side), so the lesion is taught anywhere at any size.
     augment_scale: tuple[float, float] = ZOOM
     augment_shift: float = 0.0
+    augment_random_filter: float = 0.0  # the share of training images given another texture
     # ImageNet MobileNetV2 (a ../shared/data/pretrained .tflite) to start the encoder from,
     # trained at `encoder_lr_scale` of the learning rate; None trains it from scratch.
     encoder_init: str | None = None
@@ -116,9 +117,10 @@ class MaskDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         seed: int,
         scale: tuple[float, float] = ZOOM,
         shift: float = 0.0,
+        random_filter: float = 0.0,
     ) -> None:
         self.train = train
-        self.scale, self.shift = scale, shift
+        self.scale, self.shift, self.random_filter = scale, shift, random_filter
         self.rng = random.Random(seed)  # noqa: S311 - augmentation, not secrets
         self.items: list[tuple[torch.Tensor, torch.Tensor]] = []
         for image in images:
@@ -133,7 +135,9 @@ class MaskDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         pixels, mask = (layer.float() for layer in self.items[index])
         pixels = pixels / 255
         if self.train:
-            augmented, moved = augment(pixels, self.rng, mask, self.scale, self.shift)
+            augmented, moved = augment(
+                pixels, self.rng, mask, self.scale, self.shift, random_filter=self.random_filter
+            )
             assert moved is not None
             return augmented, moved
         return pixels, mask
@@ -366,6 +370,7 @@ def train_segmenter(
         config.seed,
         scale=config.augment_scale,
         shift=config.augment_shift,
+        random_filter=config.augment_random_filter,
     )
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=False)
     encoder_lr = config.learning_rate

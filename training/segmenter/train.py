@@ -285,6 +285,12 @@ def main(argv: list[str] | None = None) -> None:
         default=defaults.augment_shift,
         help="training's images moved by up to this share of their side each way",
     )
+    parser.add_argument(
+        "--augment-random-filter",
+        type=float,
+        default=defaults.augment_random_filter,
+        help="this share of training images given another texture by a random filter",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
     parser.add_argument(
@@ -335,6 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         box_jitter=args.box_jitter,
         augment_scale=tuple(args.augment_scale),
         augment_shift=args.augment_shift,
+        augment_random_filter=args.augment_random_filter,
         seed=args.seed,
         device=args.device,
         encoder_init=args.encoder_init,

@@ -377,6 +377,23 @@ def test_augmentation_moves_the_lesion_marker_with_the_image(
     assert float(overlap) > 0.8
 
 
+def test_a_random_filter_changes_the_texture_not_the_geometry() -> None:
+    square = torch.zeros(1, 64, 64)
+    square[:, 10:30, 8:28] = 1
+    speckle = square * 0.6 + torch.rand(1, 64, 64, generator=torch.Generator().manual_seed(0)) * 0.4
+
+    def augmented(seed: int, share: float) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels, moved = augment(speckle, random.Random(seed), square, random_filter=share)
+        assert moved is not None
+        return pixels, moved
+
+    for seed in range(4):
+        plain, plain_marker = augmented(seed, 0.0)
+        filtered, filtered_marker = augmented(seed, 1.0)
+        assert torch.equal(filtered_marker, plain_marker)  # the lesion moved as before
+        assert not torch.allclose(filtered, plain, atol=0.05)
+
+
 def test_a_shift_moves_the_image_with_its_marker() -> None:
     square = torch.zeros(1, 64, 64)
     square[:, 24:40, 24:40] = 1  # centred, so only a shift moves its centre far
