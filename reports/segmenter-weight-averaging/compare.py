@@ -14,6 +14,10 @@ RUNS = {
         "0.4.0": "segmenter/report.json",
         "weights averaged, last 8 epochs": "segmenter-weight-averaging/breast/report.json",
     },
+    "leave-out-bus_uclm": {
+        "0.4.0": "segmenter/report.json",
+        "weights averaged, last 8 epochs": "segmenter-weight-averaging/bus_uclm/report.json",
+    },
     "leave-out-busi": {
         "0.4.0": "segmenter/report.json",
         "weights averaged, last 8 epochs": "segmenter-weight-averaging/busi/report.json",
