@@ -1,9 +1,10 @@
 """Automatic mode of segmenter runs against 0.4.0's (`reports/segmenter`), fold by fold: each
 run's threshold, lesions found and outlined, normals marked, and, where the fold has normals,
 the lesions found at the threshold that marks no more of them than 0.4.0's does (so runs are
-compared at one false-alarm rate, not at their own fitted thresholds).
+compared at one false-alarm rate, not at their own fitted thresholds). Rates are the
+evaluation's own (`branet_training.segmenter.report.summary`).
 
-    python reports/compare_automatic.py reports/segmenter-weight-averaging [more report folders]
+    .venv/bin/python reports/compare_automatic.py reports/segmenter-weight-averaging [more]
 
 Each folder's `*/report.json` are read, whichever sites they leave out. Run from the repository
 root."""
@@ -13,8 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from branet_training.segmenter.data import NORMAL
+from branet_training.segmenter.report import ImageScore, summary
+
 BASELINE = Path("reports/segmenter/report.json")
-Rows = list[dict[str, Any]]
 HEADER = "| run | threshold | found | outlined | normals marked | found at 0.4.0's normals rate |"
 
 
@@ -23,37 +26,35 @@ def folds(report: Path) -> dict[str, dict[str, Any]]:
     return {name: section for name, section in sections.items() if name.startswith("leave-out-")}
 
 
-def automatic(section: dict[str, Any]) -> tuple[dict[str, Any], Rows]:
-    rows = [s for s in section["scores"] if s["mode"] == "none"]
-    return section["summary"]["automatic"], rows
+def automatic_scores(section: dict[str, Any]) -> list[ImageScore]:
+    return [ImageScore(**s) for s in section["scores"] if s["mode"] == "none"]
 
 
-def found_at(rows: Rows, threshold: float) -> float:
-    lesions = [r for r in rows if r["kind"] != "normal"]
-    return sum(r["iou"] >= 0.5 and r["score"] >= threshold for r in lesions) / len(lesions)
+def rates(scores: list[ImageScore], threshold: float) -> dict[str, Any]:
+    automatic: dict[str, Any] = summary(scores, threshold)["automatic"]
+    return automatic
 
 
-def marked_at(rows: Rows, threshold: float) -> float:
-    normals = [r for r in rows if r["kind"] == "normal"]
-    return sum(r["score"] >= threshold for r in normals) / len(normals)
+def percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
 
 
-def row(name: str, section: dict[str, Any], baseline: dict[str, Any]) -> str:
-    headline, rows = automatic(section)
+def row(name: str, section: dict[str, Any], normals_rate: float | None) -> str:
+    scores = automatic_scores(section)
+    fitted = rates(scores, section["summary"]["automatic"]["threshold"])
     same_rate = "-"
-    if any(r["kind"] == "normal" for r in rows):
-        base_headline, base_rows = automatic(baseline)
-        target = marked_at(base_rows, base_headline["threshold"])
+    if normals_rate is not None and any(s.kind == NORMAL for s in scores):
         # the lowest threshold that marks no more of the normals than 0.4.0's does
-        threshold = next(
-            t for t in sorted({r["score"] for r in rows}) if marked_at(rows, t) <= target
+        at = next(
+            found
+            for found in (rates(scores, t) for t in sorted({s.score for s in scores}))
+            if found["normal_marked_rate"] <= normals_rate
         )
-        same_rate = f"{found_at(rows, threshold):.1%} (marks {marked_at(rows, threshold):.1%})"
-    normals = headline["normal_marked_rate"]
+        same_rate = f"{at['lesion_found_rate']:.1%} (marks {at['normal_marked_rate']:.1%})"
     return (
-        f"| {name} | {headline['threshold']:.3f} | {headline['lesion_found_rate']:.1%} "
-        f"| {headline['lesion_outlined_rate']:.1%} "
-        f"| {'-' if normals is None else f'{normals:.1%}'} | {same_rate} |"
+        f"| {name} | {fitted['threshold']:.3f} | {percent(fitted['lesion_found_rate'])} "
+        f"| {percent(fitted['lesion_outlined_rate'])} "
+        f"| {percent(fitted['normal_marked_rate'])} | {same_rate} |"
     )
 
 
@@ -66,13 +67,14 @@ def main(folders: list[str]) -> None:
         for fold, section in folds(report).items()
     }
     for fold in sorted({fold for _, fold in runs}):
+        normals_rate = baseline[fold]["summary"]["automatic"]["normal_marked_rate"]
         print(f"## {fold}\n")
         print(HEADER)
         print("|---|---|---|---|---|---|")
-        print(row("0.4.0", baseline[fold], baseline[fold]))
+        print(row("0.4.0", baseline[fold], normals_rate))
         for (name, run_fold), section in runs.items():
             if run_fold == fold:
-                print(row(name, section, baseline[fold]))
+                print(row(name, section, normals_rate))
         print()
 
 

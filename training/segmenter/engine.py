@@ -91,6 +91,14 @@ class SegmenterTrainConfig:
     seed: int = 0
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        # Out of range, either would train quietly on what was not asked for: no image
+        # filtered, or no epoch averaged and the untrained weights kept.
+        if not 0 <= self.augment_random_filter <= 1:
+            raise ValueError("augment_random_filter is a share of the images: 0 to 1")
+        if not 0 <= self.weight_averaging_epochs <= self.epochs:
+            raise ValueError("weight_averaging_epochs counts the last epochs: 0 to epochs")
+
     def card(self, **fields: Any) -> SegmenterCard:
         """A card with this configuration's network (weights fields given by the caller)."""
         return SegmenterCard(

@@ -449,3 +449,16 @@ def test_weight_averaging_ships_the_mean_of_the_last_epochs_weights(
     torch.testing.assert_close(trained[name], (snapshots[0][name] + snapshots[1][name]) / 2)
     norm = "image_encoder.stride16.1.conv.0.1.running_mean"  # batch norms' statistics too
     torch.testing.assert_close(trained[norm], (snapshots[0][norm] + snapshots[1][norm]) / 2)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"weight_averaging_epochs": -1},
+        {"weight_averaging_epochs": 21, "epochs": 20},
+        {"augment_random_filter": 1.5},
+    ],
+)
+def test_a_config_that_would_train_otherwise_than_asked_is_refused(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="0 to"):
+        SegmenterTrainConfig(**fields)
