@@ -68,3 +68,36 @@ def randomly_filtered(pixels: torch.Tensor, rng: random.Random) -> torch.Tensor:
     filtered = (filtered - low) / (high - low).clamp(min=1e-6)
     kept = rng.random()
     return kept * pixels + (1 - kept) * filtered
+
+
+def pasted_lesion(
+    background: torch.Tensor, donor: torch.Tensor, donor_mask: torch.Tensor, rng: random.Random
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The donor's lesion, with a ring of its surrounding tissue fading out, pasted at a random
+    place and scale on a 1×S×S image without one, and the new image's mask (Simple Copy-Paste,
+    Ghiasi et al. 2021, arXiv:2012.07177): a lesion seen on another breast and at another
+    place, so that where a lesion is found depends on how it looks, not on the site's framing.
+    The donor's level is matched to the background's on the ring, which keeps its contrast."""
+    size = background.shape[-1]
+    rows = torch.nonzero(donor_mask[0].any(dim=1)).flatten()
+    cols = torch.nonzero(donor_mask[0].any(dim=0)).flatten()
+    ring = max(2, round(0.25 * max(int(rows[-1] - rows[0]), int(cols[-1] - cols[0])) + 1))
+    y0, y1 = max(0, int(rows[0]) - ring), min(size, int(rows[-1]) + 1 + ring)
+    x0, x1 = max(0, int(cols[0]) - ring), min(size, int(cols[-1]) + 1 + ring)
+    patch, lesion = donor[:, y0:y1, x0:x1], donor_mask[:, y0:y1, x0:x1]
+    factor = min(rng.uniform(0.7, 1.3), 0.9 * size / max(patch.shape[-2:]))
+    height, width = (max(4, round(side * factor)) for side in patch.shape[-2:])
+    patch = F.interpolate(patch[None], size=(height, width), mode="bilinear")[0]
+    lesion = (F.interpolate(lesion[None], size=(height, width), mode="bilinear")[0] > 0.5).float()
+    reach = max(1, round(ring * factor / 2))
+    grown = F.max_pool2d(lesion[None], kernel_size=2 * reach + 1, stride=1, padding=reach)[0]
+    alpha = torch.maximum(tvf.gaussian_blur(grown, kernel_size=[2 * reach + 1] * 2), lesion)
+    top, left = rng.randint(0, size - height), rng.randint(0, size - width)
+    under = background[:, top : top + height, left : left + width]
+    surround = (alpha > 0.05) & (lesion < 0.5)
+    if surround.any():
+        patch = (patch + under[surround].mean() - patch[surround].mean()).clamp(0, 1)
+    pixels, mask = background.clone(), torch.zeros_like(background)
+    pixels[:, top : top + height, left : left + width] = alpha * patch + (1 - alpha) * under
+    mask[:, top : top + height, left : left + width] = lesion
+    return pixels, mask

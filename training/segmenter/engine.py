@@ -44,7 +44,7 @@ from branet_segmenter.model import (
     mask_to_input,
     network_input,
 )
-from branet_training.augmentation import ZOOM, augment
+from branet_training.augmentation import ZOOM, augment, pasted_lesion
 from branet_training.pretrained import calibrate_batch_norm, load_imagenet_trunk
 from branet_training.runs import pick_device, seed_everything, warmup_cosine
 from branet_training.segmenter.data import MaskedImage
@@ -69,6 +69,7 @@ class SegmenterTrainConfig:
     augment_scale: tuple[float, float] = ZOOM
     augment_shift: float = 0.0
     augment_random_filter: float = 0.0  # the share of training images given another texture
+    augment_copy_paste: float = 0.0  # the share of images without a lesion given another's
     # ImageNet MobileNetV2 (a ../shared/data/pretrained .tflite) to start the encoder from,
     # trained at `encoder_lr_scale` of the learning rate; None trains it from scratch.
     encoder_init: str | None = None
@@ -96,6 +97,8 @@ class SegmenterTrainConfig:
         # filtered, or no epoch averaged and the untrained weights kept.
         if not 0 <= self.augment_random_filter <= 1:
             raise ValueError("augment_random_filter is a share of the images: 0 to 1")
+        if not 0 <= self.augment_copy_paste <= 1:
+            raise ValueError("augment_copy_paste is a share of the images: 0 to 1")
         if not 0 <= self.weight_averaging_epochs <= self.epochs:
             raise ValueError("weight_averaging_epochs counts the last epochs: 0 to epochs")
 
@@ -115,7 +118,9 @@ class SegmenterTrainConfig:
 
 
 class MaskDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """(1×S×S image in [0, 1], 1×S×S mask) per image, decoded once, augmented in training."""
+    """(1×S×S image in [0, 1], 1×S×S mask) per image, decoded once, augmented in training;
+    there, with probability `copy_paste`, an image without a lesion is given another image's
+    lesion (`pasted_lesion`) first."""
 
     def __init__(
         self,
@@ -126,15 +131,18 @@ class MaskDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         scale: tuple[float, float] = ZOOM,
         shift: float = 0.0,
         random_filter: float = 0.0,
+        copy_paste: float = 0.0,
     ) -> None:
         self.train = train
         self.scale, self.shift, self.random_filter = scale, shift, random_filter
+        self.copy_paste = copy_paste
         self.rng = random.Random(seed)  # noqa: S311 - augmentation, not secrets
         self.items: list[tuple[torch.Tensor, torch.Tensor]] = []
         for image in images:
             picture, mask = image.image_and_mask()
             pixels = (image_to_input(picture, size) * 255).round().to(torch.uint8)
             self.items.append((pixels, mask_to_input(mask, size).to(torch.uint8)))
+        self.donors = [i for i, (_, mask) in enumerate(self.items) if mask.any()]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -142,6 +150,11 @@ class MaskDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         pixels, mask = (layer.float() for layer in self.items[index])
         pixels = pixels / 255
+        # Drawn only when asked for, on an image without a lesion: other runs draw as before.
+        pasting = self.train and self.copy_paste and self.donors and not mask.any()
+        if pasting and self.rng.random() < self.copy_paste:
+            donor, donor_mask = self.items[self.rng.choice(self.donors)]
+            pixels, mask = pasted_lesion(pixels, donor.float() / 255, donor_mask.float(), self.rng)
         if self.train:
             augmented, moved = augment(
                 pixels, self.rng, mask, self.scale, self.shift, random_filter=self.random_filter
@@ -379,6 +392,7 @@ def train_segmenter(
         scale=config.augment_scale,
         shift=config.augment_shift,
         random_filter=config.augment_random_filter,
+        copy_paste=config.augment_copy_paste,
     )
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=False)
     encoder_lr = config.learning_rate

@@ -71,8 +71,11 @@ def scored(
 def weights_config(config: dict[str, Any]) -> dict[str, Any]:
     """What decides a model's weights: the configuration less where it ran. A field a card
     lacks was added since, its default what the model was trained with. Compared as a card
-    stores it (JSON: a tuple reads back as a list)."""
+    stores it (JSON: a tuple reads back as a list). The ImageNet file counts by its name (a
+    known file, checked when loaded), not by the folder it was in on that machine."""
     full = json.loads(json.dumps({**asdict(SegmenterTrainConfig()), **config}))
+    if full["encoder_init"] is not None:
+        full["encoder_init"] = Path(full["encoder_init"]).name
     return {key: value for key, value in full.items() if key not in ("device", "threshold_fit")}
 
 
@@ -291,6 +294,12 @@ def main(argv: list[str] | None = None) -> None:
         default=defaults.augment_random_filter,
         help="this share of training images given another texture by a random filter",
     )
+    parser.add_argument(
+        "--augment-copy-paste",
+        type=float,
+        default=defaults.augment_copy_paste,
+        help="this share of training images without a lesion given another image's lesion",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda")
     parser.add_argument(
@@ -342,6 +351,7 @@ def main(argv: list[str] | None = None) -> None:
         augment_scale=tuple(args.augment_scale),
         augment_shift=args.augment_shift,
         augment_random_filter=args.augment_random_filter,
+        augment_copy_paste=args.augment_copy_paste,
         seed=args.seed,
         device=args.device,
         encoder_init=args.encoder_init,

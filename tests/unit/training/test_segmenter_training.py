@@ -2,6 +2,7 @@
 each site left out once, shipped; the shipped card served by the segmenter in every mode."""
 
 import json
+import random
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,13 @@ from branet_runtime.files import sha256_of_file
 from branet_segmenter.app import create_app
 from branet_segmenter.model import LesionDetector, SegmenterCard, build_lesion_sam, detected_boxes
 from branet_segmenter.settings import SegmenterSettings
+from branet_training.augmentation import pasted_lesion
 from branet_training.classifier.train import main as train_classifier
 from branet_training.pretrained import KNOWN_FILES
 from branet_training.segmenter.cards import card_markdown
 from branet_training.segmenter.data import load_masked_images
 from branet_training.segmenter.engine import (
+    MaskDataset,
     PromptBatch,
     SegmenterTrainConfig,
     detection_loss,
@@ -187,6 +190,14 @@ def test_kept_models_are_scored_again_not_trained_again(run: Path, rescored: Pat
 def test_a_model_trained_otherwise_is_not_reused(run: Path) -> None:
     with pytest.raises(SystemExit, match="another configuration"):
         rerun(run, "other", "--epochs", "2")
+
+
+def test_a_model_trained_on_another_machine_is_reused_not_one_from_another_file() -> None:
+    here = asdict(SegmenterTrainConfig(encoder_init="../shared/data/pretrained/mnv2.tflite"))
+    there = {**here, "encoder_init": ".gpu/mnv2.tflite", "device": "cuda"}
+    other = {**here, "encoder_init": "../shared/data/pretrained/mnv2_quant.tflite"}
+    assert weights_config(there) == weights_config(here)
+    assert weights_config(other) != weights_config(here)
 
 
 def test_a_threshold_fitted_on_held_out_sites_is_fitted_on_the_folds_scores(
@@ -457,8 +468,54 @@ def test_weight_averaging_ships_the_mean_of_the_last_epochs_weights(
         {"weight_averaging_epochs": -1},
         {"weight_averaging_epochs": 21, "epochs": 20},
         {"augment_random_filter": 1.5},
+        {"augment_copy_paste": -0.5},
     ],
 )
 def test_a_config_that_would_train_otherwise_than_asked_is_refused(fields: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="0 to"):
         SegmenterTrainConfig(**fields)
+
+
+def dark_square(size: int, top: int, left: int, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 1×S×S image at 0.6 with a 0.1 square lesion, and its mask."""
+    pixels, mask = torch.full((1, size, size), 0.6), torch.zeros(1, size, size)
+    pixels[:, top : top + side, left : left + side] = 0.1
+    mask[:, top : top + side, left : left + side] = 1
+    return pixels, mask
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_pasted_lesion_is_marked_where_it_lands_and_leaves_the_rest(seed: int) -> None:
+    donor, donor_mask = dark_square(64, top=8, left=40, side=12)
+    background = torch.full((1, 64, 64), 0.8)  # brighter tissue: the donor's level is matched
+
+    pixels, mask = pasted_lesion(background, donor, donor_mask, random.Random(seed))
+
+    lesion = mask[0] > 0.5
+    assert 0.7**2 * 144 <= int(lesion.sum()) <= 1.3**2 * 144  # the donor's, rescaled
+    # As much darker than the tissue around it as on the donor (its edge blurred by resizing).
+    assert abs(float(pixels[0][lesion].median()) - 0.3) < 0.1
+    rows, cols = torch.nonzero(lesion, as_tuple=True)
+    near = torch.zeros(64, 64, dtype=torch.bool)
+    near[
+        max(0, int(rows.min()) - 8) : int(rows.max()) + 9,
+        max(0, int(cols.min()) - 8) : int(cols.max()) + 9,
+    ] = True
+    assert torch.equal(pixels[0][~near], background[0][~near])  # beyond its ring, untouched
+
+
+def test_only_images_without_a_lesion_are_given_one_and_only_when_asked() -> None:
+    normal = (torch.full((1, 64, 64), 150, dtype=torch.uint8), torch.zeros(1, 64, 64))
+    donor, donor_mask = dark_square(64, top=20, left=20, side=16)
+    lesion = ((donor * 255).to(torch.uint8), donor_mask)
+
+    def masks(copy_paste: float) -> list[torch.Tensor]:
+        dataset = MaskDataset([], 64, train=True, seed=0, copy_paste=copy_paste)
+        dataset.items = [(p, m.to(torch.uint8)) for p, m in (lesion, normal)]
+        dataset.donors = [0]
+        return [dataset[index][1] for index in range(2)]
+
+    assert not masks(0.0)[1].any()
+    pasted_donor, pasted_normal = masks(1.0)
+    assert pasted_normal.sum() > 100
+    assert abs(float(pasted_donor.sum()) - 256) < 64  # the donor keeps its own lesion only
