@@ -1,8 +1,10 @@
 """How automatic mode's threshold rule moves lesions found, on kept leave-one-site-out fold
 models: each fold model scores its training images and its left-out site without a prompt, and
-each rule fits its threshold on the training images' scores alone. The shipped rule is
-`report.fitted_threshold` (the best balance); the others choose among thresholds whose balance
-is within a margin of the best, or the median over bootstrap resamples.
+each rule fits its threshold on the training images' scores alone. Beside lesions found, the
+share of lesion images shown a wrong mask (scored at or above the threshold, IoU under 0.5).
+The shipped rule is `report.fitted_threshold` (the best balance); the others choose among
+thresholds whose balance is within a margin of the best, or the median over bootstrap
+resamples.
 
     .venv/bin/python reports/threshold_rules.py .branet/folds-cp .branet/folds-swa \\
         .branet/folds-rf --data ../shared/data --scores .branet/thr
@@ -51,6 +53,11 @@ def fold_scores(models: Path, site: str, data: Path, cache: Path) -> dict[str, l
         out.write_text(json.dumps(rows))
     kept: dict[str, list[dict[str, Any]]] = json.loads(out.read_text())
     return {part: [ImageScore(**r) for r in kept[part] if r["mode"] == "none"] for part in kept}
+
+
+def wrong_shown(scores: Sequence[ImageScore], threshold: float) -> float:
+    lesions = [s for s in scores if s.kind != NORMAL]
+    return statistics.fmean(float(s.score >= threshold and s.iou < FOUND_IOU) for s in lesions)
 
 
 def balance_curve(scores: Sequence[ImageScore]) -> tuple[np.ndarray, np.ndarray]:
@@ -107,18 +114,24 @@ def main() -> None:
         for models in args.models
         for site in SITES
     }
-    print("| rule | mean found | " + " | ".join(f"{m} {s}" for m, s in folds) + " |")
-    print("|---|---|" + "---|" * len(folds))
+    print(
+        "| rule | mean found | mean wrong shown | "
+        + " | ".join(f"{m} {s}" for m, s in folds)
+        + " |"
+    )
+    print("|---|---|---|" + "---|" * len(folds))
     for name, rule in RULES.items():
-        cells, found = [], []
+        cells, found, wrong = [], [], []
         for scores in folds.values():
             threshold = rule(scores["train"])
             rates = summary(scores["test"], threshold)["automatic"]
             found.append(rates["lesion_found_rate"])
+            wrong.append(wrong_shown(scores["test"], threshold))
             marked = rates["normal_marked_rate"]
             normals = "" if marked is None else f", normals {marked:.1%}"
             cells.append(f"{threshold:.3f}: {found[-1]:.1%}{normals}")
-        print(f"| {name} | {statistics.fmean(found):.1%} | " + " | ".join(cells) + " |")
+        means = f"{statistics.fmean(found):.1%} | {statistics.fmean(wrong):.1%}"
+        print(f"| {name} | {means} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
