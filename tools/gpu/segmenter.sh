@@ -25,14 +25,8 @@
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  mkdir -p /tmp/src
-  for pair in branet_shared:shared branet_runtime:runtime branet_segmenter:services/segmenter branet_classifier:services/classifier branet_training:training; do
-    ln -sfn "$PWD/${pair#*:}" "/tmp/src/${pair%%:*}"
-  done
-  export PYTHONPATH=/tmp/src:/tmp/site
-fi
+# shellcheck source=tools/gpu/packages.sh
+source tools/gpu/packages.sh
 PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
 $PY -c "import torch, branet_training.segmenter.train; print(torch.__version__, torch.cuda.is_available())" || exit 1

@@ -10,7 +10,7 @@
 # Here, before the call (the tree sent is limited to 64 MiB, and the GPU machine has torch but
 # not our other packages):
 #   python tools/gpu/pack_data.py --out .gpu/data ../shared/data/{busi,breast_lesions_usg,bus_uclm,busi_normal_256}
-#   cp tools/gpu/train.sh .gpu/   # and download the wheels of pydantic, fastapi & co into .whl
+#   cp tools/gpu/train.sh .gpu/; bash tools/gpu/wheels.sh   # the wheels the machine lacks
 #   cp ../shared/data/pretrained/tf2_mobilenet_v2_1.0_224_ptq.tflite .gpu/   # arm C (4 MB;
 #   its wheels: tflite and flatbuffers)
 #   git rm -r -q --cached models && echo /models/ >> .git/info/exclude   # 54 MiB stay here
@@ -28,14 +28,8 @@
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1 && [ -z "${NO_WHEELS:-}" ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  mkdir -p /tmp/src
-  for pair in branet_shared:shared branet_runtime:runtime branet_classifier:services/classifier branet_training:training; do
-    ln -sfn "$PWD/${pair#*:}" "/tmp/src/${pair%%:*}"
-  done
-  export PYTHONPATH=/tmp/src:/tmp/site
-fi
+# shellcheck source=tools/gpu/packages.sh
+source tools/gpu/packages.sh
 PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
 $PY -c "import torch, torchvision, branet_training.classifier.train, branet_training.classifier.pretrain; print(torch.__version__, torchvision.__version__, torch.cuda.is_available())" || exit 1

@@ -2,8 +2,8 @@
 # The wheels the GPU machine's python (3.12) lacks to import the training workbench, at this
 # checkout's versions (read from .venv), into .whl: its image has torch, numpy, pillow, tqdm,
 # safetensors, scipy, scikit-learn and flatbuffers, not our web stack. Run in the repo root.
-# The list: what `import branet_training.segmenter.train` loads, less the image's packages
-# (/work/.library/device/KINDS.md).
+# The list: what the segmenter's and the classifier's training commands load, less the image's
+# packages (/work/.library/device/KINDS.md).
 set -eu
 names="ImageHash annotated-types asgi-correlation-id fastapi opentelemetry-api pydantic
   pydantic-core python-multipart segment-anything sniffio starlette tflite typing-inspection"
