@@ -22,13 +22,8 @@
 # SEED, THREADS (CPU threads per process, 4), EXTRA (more branet-train-segmenter flags, e.g.
 # "--weight-averaging-epochs 8").
 # Not yet run on a GPU: the first session lent one should time a short run (EPOCHS=2) first.
-set -u
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-# shellcheck source=tools/gpu/packages.sh
-source tools/gpu/packages.sh
-PY=${PY:-python3}
-nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
+# shellcheck source=tools/gpu/session.sh
+source tools/gpu/session.sh
 $PY -c "import torch, branet_training.segmenter.train; print(torch.__version__, torch.cuda.is_available())" || exit 1
 D=.gpu/data
 W=${WORK:-/tmp/work}; mkdir -p "$W/logs"

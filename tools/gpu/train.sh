@@ -25,13 +25,8 @@
 # JOBS, PRE_EPOCHS, PRE_SIZE, PRE_WORKERS, LIMIT (seconds per arm), WORK, SEED, VERSION (of
 # the card shipped, 1.2.0), EXTRA (more branet-train flags, e.g. "--lesion-channel",
 # "--keep-aspect" or "--cv-with-other-sites").
-set -u
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-# shellcheck source=tools/gpu/packages.sh
-source tools/gpu/packages.sh
-PY=${PY:-python3}
-nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
+# shellcheck source=tools/gpu/session.sh
+source tools/gpu/session.sh
 $PY -c "import torch, torchvision, branet_training.classifier.train, branet_training.classifier.pretrain; print(torch.__version__, torchvision.__version__, torch.cuda.is_available())" || exit 1
 D=.gpu/data
 US="$D/busi $D/breast_lesions_usg $D/bus_uclm"
