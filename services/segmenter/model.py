@@ -20,7 +20,7 @@ import numpy.typing as npt
 import torch
 import torchvision
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from segment_anything.modeling.common import LayerNorm2d
 from torch.nn import functional as F  # noqa: N812 - the usual name
@@ -97,6 +97,16 @@ class SegmenterCard(BaseModel):
         description="transformer layers across the whole embedding before the detection"
         " head's convolutions, so each cell's lesion score can weigh every other region",
     )
+    automatic_zoom: float = Field(
+        0.0,
+        ge=0,
+        le=8,
+        description="no prompt, with the detector: 0 for one pass; else the region found is"
+        " looked at again, the image cropped to this many times its longer side around it and"
+        " prompted with its box, so a small lesion is outlined at the scale the network saw"
+        " lesions in training; the score is the detector's confidence times that mask's"
+        " predicted IoU",
+    )
     lesion_threshold: float = Field(
         0.5,
         ge=0,
@@ -107,6 +117,13 @@ class SegmenterCard(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     description: str = ""
     training: dict[str, Any] = Field(default_factory=dict, description="config, data, commit")
+
+    @field_validator("automatic_zoom")
+    @classmethod
+    def _zoom_holds_the_region(cls, zoom: float) -> float:
+        if 0 < zoom < 1:  # a window smaller than the region would cut it
+            raise ValueError("automatic_zoom is 0 (one pass) or at least 1")
+        return zoom
 
 
 class MobileNetImageEncoder(torch.nn.Module):

@@ -82,6 +82,9 @@ class SegmenterTrainConfig:
     fine_detail: bool = False  # the encoder's stride-4 features reach the decoder's masks
     automatic_detector: bool = False  # no prompt: a detection head's box prompts the decoder
     detector_context_layers: int = 0  # transformer layers over the grid before the head
+    # No prompt: the region found outlined again in a window this many times its size (0: one
+    # pass). Serving's choice, not the weights': kept models are scored with it as asked.
+    automatic_zoom: float = 0.0
     # The model shipped is the mean of the weights (and batch-norm statistics) at the end of
     # each of the last N epochs (SWA, arXiv:1803.05407; flatter minima travel better to new
     # domains, SWAD, arXiv:2102.08604); 0 ships the last epoch's.
@@ -101,6 +104,8 @@ class SegmenterTrainConfig:
             raise ValueError("augment_copy_paste is a share of the images: 0 to 1")
         if not 0 <= self.weight_averaging_epochs <= self.epochs:
             raise ValueError("weight_averaging_epochs counts the last epochs: 0 to epochs")
+        if 0 < self.automatic_zoom < 1:  # a window smaller than the region would cut it
+            raise ValueError("automatic_zoom is 0 (one pass) or at least 1")
 
     def card(self, **fields: Any) -> SegmenterCard:
         """A card with this configuration's network (weights fields given by the caller)."""
@@ -113,6 +118,7 @@ class SegmenterTrainConfig:
             fine_detail=self.fine_detail,
             automatic_detector=self.automatic_detector,
             detector_context_layers=self.detector_context_layers,
+            automatic_zoom=self.automatic_zoom,
             **fields,
         )
 

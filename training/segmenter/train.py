@@ -76,7 +76,8 @@ def weights_config(config: dict[str, Any]) -> dict[str, Any]:
     full = json.loads(json.dumps({**asdict(SegmenterTrainConfig()), **config}))
     if full["encoder_init"] is not None:
         full["encoder_init"] = Path(full["encoder_init"]).name
-    return {key: value for key, value in full.items() if key not in ("device", "threshold_fit")}
+    serving = ("device", "threshold_fit", "automatic_zoom")
+    return {key: value for key, value in full.items() if key not in serving}
 
 
 @dataclass
@@ -134,6 +135,9 @@ class SiteModels:
         ):
             raise SystemExit(f"{card} was trained with another configuration: not reused")
         log.info("reusing %s (%s)", card, segmenter.card.version)
+        segmenter.card = segmenter.card.model_copy(
+            update={"automatic_zoom": self.config.automatic_zoom}
+        )
         history = segmenter.card.training.get("history", [])
         commit = segmenter.card.training.get("code_commit", "?")
         return Trained(segmenter, history, f"{segmenter.card.version}, trained at {commit}")
@@ -178,13 +182,15 @@ class SiteModels:
         trained.segmenter.card = card
         return trained
 
-    def record_threshold(self, sites: frozenset[str], threshold: float) -> None:
-        """The threshold fitted for the kept model trained on `sites`, on its kept card (its
-        weights, kept when trained or reused, are not written again)."""
+    def record_automatic(self, sites: frozenset[str], threshold: float) -> None:
+        """Automatic mode as scored for the kept model trained on `sites` (the threshold fitted,
+        the zoom), on its kept card (its weights, kept when trained or reused, are not written
+        again), so the classifier's crops come from the same mode."""
         assert self.folder is not None
         kept = self.folder / self.name(sites)
         card = read_card(kept / "segmenter.json", SegmenterCard)
-        write_card(card.model_copy(update={"lesion_threshold": threshold}), kept)
+        automatic = {"lesion_threshold": threshold, "automatic_zoom": self.config.automatic_zoom}
+        write_card(card.model_copy(update=automatic), kept)
 
     def final(self, shipped: Path) -> Trained:
         """The model trained on every site, its threshold fitted as the config says; with
@@ -215,7 +221,7 @@ def leave_one_site_out(models: SiteModels, only: Sequence[str] | None, out: Path
         log.info("left out %s: %s", site, sections[f"leave-out-{site}"]["summary"])
         write_overlays(out / f"overlays-{site}.png", segmenter, test, models.config.seed)
         if models.folder is not None:  # the classifier's crops use the fold's threshold
-            models.record_threshold(models.sites - {site}, threshold)
+            models.record_automatic(models.sites - {site}, threshold)
     return sections
 
 
@@ -325,6 +331,13 @@ def main(argv: list[str] | None = None) -> None:
         default=defaults.weight_averaging_epochs,
         help="ship the mean of the weights at the end of each of the last N epochs (SWA)",
     )
+    parser.add_argument(
+        "--automatic-zoom",
+        type=float,
+        default=defaults.automatic_zoom,
+        help="with --automatic-detector: outline the region found again in a window this many"
+        " times its longer side (0: one pass); not a training choice, so kept models reuse",
+    )
     for name, text in NETWORK_SWITCHES.items():
         parser.add_argument(
             f"--{name.replace('_', '-')}",
@@ -359,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         encoder_frozen_blocks=args.encoder_frozen_blocks,
         detector_context_layers=args.detector_context_layers,
         weight_averaging_epochs=args.weight_averaging_epochs,
+        automatic_zoom=args.automatic_zoom,
         **{name: getattr(args, name) for name in NETWORK_SWITCHES},
         threshold_fit=args.threshold_fit,
     )

@@ -3,6 +3,7 @@ each site left out once, shipped; the shipped card served by the segmenter in ev
 
 import json
 import random
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -53,14 +54,17 @@ def write_normals(folder: Path, count: int = 4) -> Path:
     return folder
 
 
-def train_toy(root: Path, out: Path, ship: Path, *options: str) -> None:
-    """The command on `root`'s two sites and normals, each site left out, folds kept; the
-    shipped model's recipe (`--fine-detail --automatic-detector`)."""
+def train_toy(
+    root: Path, out: Path, ship: Path | None, *options: str, folds: str = "folds"
+) -> None:
+    """The command on `root`'s two sites and normals, each site left out, folds kept in
+    `root / folds`; the shipped model's recipe (`--fine-detail --automatic-detector`)."""
+    shipped = [] if ship is None else ["--ship", str(ship)]
     train_main(
         [
             "--data", str(root / "site_a"), str(root / "site_b"),
             "--normals", str(root / "site_a_normal_64"), "--out", str(out), "--loso",
-            "--fold-models", str(root / "folds"), "--ship", str(ship), "--size", "64",
+            "--fold-models", str(root / folds), *shipped, "--size", "64",
             "--batch-size", "4", "--encoder-init", str(root / "mnv2.tflite"),
             "--encoder-frozen-blocks", "2", "--fine-detail", "--automatic-detector", *options,
         ]
@@ -158,18 +162,18 @@ def rerun(run: Path, out: str, *options: str) -> None:
     )  # fmt: skip
 
 
+def _no_training(*_: object) -> None:
+    raise AssertionError("trained again")
+
+
 @pytest.fixture(scope="module")
 def rescored(run: Path) -> Path:
     """The shipped model and the folds scored again; training would fail the test."""
-
-    def no_training(*_: object) -> None:
-        raise AssertionError("trained again")
-
     (run / "rescored" / "models").mkdir(parents=True)
     for name in ("segmenter.json", "segmenter.safetensors"):
         (run / "rescored" / "models" / name).write_bytes((run / "models" / name).read_bytes())
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("branet_training.segmenter.train.train_segmenter", no_training)
+        patch.setattr("branet_training.segmenter.train.train_segmenter", _no_training)
         rerun(run, "rescored", "--epochs", "1")
     return run / "rescored"
 
@@ -198,6 +202,30 @@ def test_a_model_trained_on_another_machine_is_reused_not_one_from_another_file(
     other = {**here, "encoder_init": "../shared/data/pretrained/mnv2_quant.tflite"}
     assert weights_config(there) == weights_config(here)
     assert weights_config(other) != weights_config(here)
+
+
+def test_kept_models_are_scored_again_with_a_zoom_and_their_cards_say_so(run: Path) -> None:
+    """A zoom is how the model is served, not how it was trained: kept models take one
+    without training again, and the kept cards the classifier's crops come from record it."""
+    folds = run / "folds-zoomed"
+    shutil.copytree(run / "folds", folds)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("branet_training.segmenter.train.train_segmenter", _no_training)
+        train_toy(
+            run, run / "zoomed", None, "--epochs", "1", "--reuse-trained",
+            "--automatic-zoom", "2", folds=folds.name,
+        )  # fmt: skip
+
+    for site in ("site_a", "site_b"):
+        card = json.loads((folds / f"leave-out-{site}" / "segmenter.json").read_text())
+        assert card["automatic_zoom"] == 2
+    report = json.loads((run / "zoomed" / "report.json").read_text())
+    assert report["context"]["config"]["automatic_zoom"] == 2
+
+
+def test_a_zoom_under_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        SegmenterTrainConfig(automatic_zoom=0.5)
 
 
 def test_a_threshold_fitted_on_held_out_sites_is_fitted_on_the_folds_scores(
