@@ -4,9 +4,11 @@
 
 With no card (or a missing one) the card's architecture runs with random weights: latency does
 not depend on weight values. Stages, each p50/p95 over --runs: the image embedding, a box's
-decode with the embedding cached, automatic mode uncached (one encoder and one decoder pass:
-what an analysis with extract_roi=true costs in the segmenter), and the whole segmenter answer
-(validation, segmentation, mask and crop encoded). Prints the CPU's flags with the numbers.
+decode with the embedding cached, automatic mode uncached in one pass (one encoder and one
+decoder pass) and zoomed (`--automatic-zoom`: a second look at the region found, in a window
+around it, where one magnifies it), and the whole segmenter answer as the card serves it
+(validation, segmentation, mask and crop encoded: what an analysis with extract_roi=true costs
+in the segmenter). Prints the CPU's flags with the numbers.
 """
 
 import argparse
@@ -21,10 +23,10 @@ from PIL import Image
 
 from bench.timing import flags_line, summary, timed_ms
 from branet_runtime.precision import cpu_flags
-from branet_segmenter.branet_sam import BraNetSegmenter
+from branet_segmenter.branet_sam import BraNetSegmenter, zoom_window
 from branet_segmenter.embeddings import EmbeddingCache
 from branet_segmenter.model import SegmenterCard, build_lesion_sam
-from branet_shared.images import validate_image
+from branet_shared.images import bounding_box, validate_image
 from branet_shared.schemas import BoundingBox, Modality, Prompt
 
 
@@ -42,6 +44,17 @@ def synthetic_png(width: int = 560, height: int = 460) -> bytes:
     return buffer.getvalue()
 
 
+def zoom_line(segmenter: BraNetSegmenter, image: Image.Image) -> str:
+    """Whether the zoomed stage looks twice at this image: the window, if any, around the
+    region one pass finds."""
+    card = segmenter.card.model_copy(update={"automatic_zoom": 0.0})
+    first = BraNetSegmenter(card, segmenter.sam, EmbeddingCache(0)).most_lesion_like(image, "z")
+    if not first.mask.any():
+        return "nothing found: one pass"
+    window = zoom_window(bounding_box(first.mask), image.width, image.height, segmenter.card)
+    return "no window magnifies the region: one pass" if window is None else f"window {window}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
@@ -51,11 +64,20 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=None, help="default: a 560×460 speckle")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--automatic-zoom", type=float, default=2.0, help="the zoomed stage's automatic_zoom"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     segmenter = segmenter_of(args.card)
+    one_pass, zoomed = (
+        BraNetSegmenter(
+            segmenter.card.model_copy(update={"automatic_zoom": zoom}), segmenter.sam, cache
+        )
+        for zoom, cache in ((0.0, EmbeddingCache(0)), (args.automatic_zoom, EmbeddingCache(0)))
+    )
     upload = validate_image(args.image.read_bytes() if args.image else synthetic_png())
     image = upload.image
     width, height = image.width, image.height
@@ -63,14 +85,19 @@ def main() -> None:
     stages = {
         "embedding": lambda: segmenter.embedding(image, "bench"),
         "box decode (embedding cached)": lambda: segmenter.predict(image, "cached", box, ()),
-        "automatic, one pass": lambda: segmenter.predict(image, "bench", None, ()),
+        "automatic, one pass": lambda: one_pass.most_lesion_like(image, "bench"),
+        f"automatic, zoomed ×{args.automatic_zoom:g}": lambda: zoomed.most_lesion_like(
+            image, "bench"
+        ),
         "segmenter answer, automatic": lambda: segmenter.segment(
             validate_image(upload.data), Modality.ULTRASOUND, Prompt(), 0.25
         ),
     }
     rows = []
     print(flags_line())
-    print(f"model: {segmenter.card.name} {segmenter.card.version}, {segmenter.card.input_size} px")
+    card = segmenter.card
+    print(f"model: {card.name} {card.version}, {card.input_size} px, zoom {card.automatic_zoom:g}")
+    print(f"zoomed: {zoom_line(zoomed, image)}")
     print(f"{'stage':<34} {'p50 ms':>8} {'p95 ms':>8} {'peak MiB':>9}")
     for stage, run in stages.items():
         segmenter.cache = EmbeddingCache(8)
