@@ -80,6 +80,11 @@ def card_markdown(card: SegmenterCard) -> str:
         across = f" after {context} transformer layer(s) across it" if context else ""
         automatic = f" inside the box that a detection head on the embedding{across} places"
         score = "its predicted IoU times the detector's confidence"
+        if card.automatic_zoom:
+            automatic += (
+                f", outlined again in a window {card.automatic_zoom:g} times its size cropped"
+                " around it (where that magnifies it), as prompted by its box"
+            )
     detail = (
         ", its stride-4 features added to the decoder's mask features" if card.fine_detail else ""
     )

@@ -219,6 +219,8 @@ def test_kept_models_are_scored_again_with_a_zoom_and_their_cards_say_so(run: Pa
     for site in ("site_a", "site_b"):
         card = json.loads((folds / f"leave-out-{site}" / "segmenter.json").read_text())
         assert card["automatic_zoom"] == 2
+        markdown = (folds / f"leave-out-{site}" / "segmenter.md").read_text()
+        assert "outlined again in a window 2 times its size" in markdown
     report = json.loads((run / "zoomed" / "report.json").read_text())
     assert report["context"]["config"]["automatic_zoom"] == 2
 
