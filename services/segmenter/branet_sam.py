@@ -111,8 +111,9 @@ class BraNetSegmenter:
     def most_lesion_like(self, image: Image.Image, key: str) -> Segmentation:
         """No prompt: the most lesion-like region, whatever its score: the best of three
         candidates where the card says `automatic_multimask`; where it says
-        `automatic_detector`, the decoder's mask in the detected box, looked at again zoomed
-        in where it says `automatic_zoom`, its predicted IoU times the detector's confidence."""
+        `automatic_detector`, the decoder's mask in the detected box (outlined again zoomed in
+        where the card says `automatic_zoom`), its predicted IoU times the detector's
+        confidence."""
         embeddings = self.embedding(image, key)
         if self.sam.lesion_detector is None:
             mask, iou = self.decoded(embeddings, image, None, None)
@@ -123,12 +124,14 @@ class BraNetSegmenter:
             box = bounding_box(mask)
             window = zoom_window(box, image.width, image.height, self.card)
             if window is not None:
-                mask, iou = self.outlined_in(image, window, box)
+                mask = self.outlined_in(image, window, box)
+        # The first look's score either way: a second look, prompted by a box, predicts a high
+        # IoU on whatever it is shown, and only some images get one.
         return Segmentation(mask=mask, score=iou * confidence)
 
     def outlined_in(
         self, image: Image.Image, window: tuple[int, int, int, int], box: BoundingBox
-    ) -> tuple[BoolMask, float]:
+    ) -> BoolMask:
         """The region in `box` outlined again in `window` around it, the image cropped there and
         prompted with the box: a second encoder and decoder pass, not cached (used once)."""
         x0, y0, x1, y1 = window
@@ -136,10 +139,10 @@ class BraNetSegmenter:
         scale = self.card.input_size / max(crop.width, crop.height)
         inside = [box.x0 - x0, box.y0 - y0, box.x1 - x0, box.y1 - y0]
         boxes = torch.tensor([inside], dtype=torch.float32) * scale
-        crop_mask, iou = self.decoded(self.encoded(crop), crop, boxes, None)
+        crop_mask, _ = self.decoded(self.encoded(crop), crop, boxes, None)
         mask = np.zeros((image.height, image.width), dtype=bool)
         mask[y0:y1, x0:x1] = crop_mask
-        return mask, iou
+        return mask
 
     def decoded(
         self,

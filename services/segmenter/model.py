@@ -104,8 +104,7 @@ class SegmenterCard(BaseModel):
         description="no prompt, with the detector: 0 for one pass; else the region found is"
         " looked at again, the image cropped to this many times its longer side around it and"
         " prompted with its box, so a small lesion is outlined at the scale the network saw"
-        " lesions in training; the score is the detector's confidence times that mask's"
-        " predicted IoU",
+        " lesions in training; the score stays the first look's",
     )
     lesion_threshold: float = Field(
         0.5,

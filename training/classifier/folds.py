@@ -99,6 +99,15 @@ def fold_segmenter(segmenters: Path | None, fold: str) -> BraNetSegmenter | None
     return BraNetSegmenter.load(card, EmbeddingCache(1))
 
 
+def automatic_mode(segmenter: BraNetSegmenter | None) -> str | None:
+    """What decides a segmenter's automatic crops: its weights, threshold and zoom. A fold
+    saved with another's crops has them redone, not reused."""
+    if segmenter is None:
+        return None
+    card = segmenter.card
+    return f"{card.weights_sha256}:{card.lesion_threshold!r}:{card.automatic_zoom!r}"
+
+
 def automatic_roi_samples(
     samples: Sequence[Sample], segmenter: BraNetSegmenter, images: ImageCache
 ) -> list[Sample]:
@@ -171,6 +180,7 @@ def run_fold(
                 "automatic_roi_mask": None
                 if automatic_mask is None
                 else _predictions(automatic_mask),
+                "automatic_mode": automatic_mode(segmenter),
                 "train": len(fit),
                 "calibration": len(calibration),
                 "seconds": time.perf_counter() - started,
@@ -209,26 +219,26 @@ def _with_automatic_roi(
     images: ImageCache,
     segmenters: Path | None,
 ) -> FoldResult:
-    """A saved fold, with its automatic-ROI parts added (and saved) where it lacks them and a
-    segmenter for it is now at hand: the fold's weights are kept for such later looks."""
+    """A saved fold, with its automatic-ROI parts added (and saved) where a segmenter for it
+    is now at hand and they are lacking or another automatic mode's (`automatic_mode`): the
+    fold's weights are kept for such later looks."""
     data = json.loads(saved.read_text())
     result = _saved_result(saved.parent.name, data)
-    lacks_mask = config.lesion_channel and result.automatic_roi_mask is None
-    if result.automatic_roi is not None and not lacks_mask:
-        return result
     segmenter = fold_segmenter(segmenters, result.name)
     if segmenter is None:
+        return result
+    lacks_mask = config.lesion_channel and result.automatic_roi_mask is None
+    same_mode = data.get("automatic_mode") == automatic_mode(segmenter)
+    if result.automatic_roi is not None and not lacks_mask and same_mode:
         return result
     network = build_network(config)
     load_weights(network, saved.parent / "weights.safetensors", "ResNet18")
     model = TrainedModel(network, result.temperature, [], data["malignant_prevalence"])
     automatic, masked = _automatic_roi(result.name, samples, model, config, images, segmenter)
     parts = {"automatic_roi": automatic, "automatic_roi_mask": masked}
-    saved.write_text(
-        json.dumps(
-            {**data, **{k: None if v is None else _predictions(v) for k, v in parts.items()}}
-        )
-    )
+    predictions = {k: None if v is None else _predictions(v) for k, v in parts.items()}
+    mode = {"automatic_mode": automatic_mode(segmenter)}
+    saved.write_text(json.dumps({**data, **predictions, **mode}))
     return replace(result, automatic_roi=automatic, automatic_roi_mask=masked)
 
 

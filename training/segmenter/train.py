@@ -68,6 +68,13 @@ def scored(
     return [s for image in images for s in score_image(segmenter, image, rng, prompted)]
 
 
+def first_look(segmenter: BraNetSegmenter) -> BraNetSegmenter:
+    """The same network with no zoom: automatic mode's score is its first look's, and the
+    threshold is fitted on what that look finds (a zoom only outlines it again)."""
+    card = segmenter.card.model_copy(update={"automatic_zoom": 0.0})
+    return BraNetSegmenter(card, segmenter.sam, EmbeddingCache(1))
+
+
 def weights_config(config: dict[str, Any]) -> dict[str, Any]:
     """What decides a model's weights: the configuration less where it ran. A field a card
     lacks was added since, its default what the model was trained with. Compared as a card
@@ -160,7 +167,7 @@ class SiteModels:
         how a model trained on `sites` scores at a hospital it has not seen."""
         scores = []
         for site in sorted(sites):
-            segmenter = self.trained_on(sites - {site}).segmenter
+            segmenter = first_look(self.trained_on(sites - {site}).segmenter)
             held_out = self.of_sites(frozenset({site}))
             scores += scored(segmenter, held_out, self.config.seed, prompted=False)
         return scores
@@ -168,11 +175,13 @@ class SiteModels:
     def threshold(self, sites: frozenset[str], segmenter: BraNetSegmenter) -> float:
         """Automatic mode's threshold for `segmenter`, trained on `sites`: fitted on its
         training images or, as the config says and with two sites or more, on held-out
-        scores, each at a site its scoring model did not see."""
+        scores, each at a site its scoring model did not see. Fitted on the first look
+        (`first_look`), so a zoom changes the outlines of what is found, not what is."""
         if self.config.threshold_fit == "held_out_sites" and len(sites) >= 2:
             return fitted_threshold(self.held_out_scores(sites))
         training = self.of_sites(sites)
-        return fitted_threshold(scored(segmenter, training, self.config.seed, prompted=False))
+        first = first_look(segmenter)
+        return fitted_threshold(scored(first, training, self.config.seed, prompted=False))
 
     def fitted(self, sites: frozenset[str], trained: Trained | None = None) -> Trained:
         """The model trained on `sites` (`trained`, or one of these), its threshold fitted."""

@@ -141,6 +141,29 @@ def test_the_classifier_is_measured_on_the_crops_automatic_mode_finds(run: Path)
     assert {p: p.stat().st_mtime for p in trained} == trained  # not trained again
 
 
+def test_another_automatic_mode_has_its_crops_classified_anew(run: Path) -> None:
+    """Kept classifier folds asked about another segmenter (here one that calls nothing a
+    lesion: threshold 1) classify its crops, not the first segmenter's saved ones: with
+    nothing found, each image is classified whole."""
+    folds = run / "folds-finding-nothing"
+    shutil.copytree(run / "folds", folds)
+    for card_path in folds.glob("*/segmenter.json"):
+        card = json.loads(card_path.read_text())
+        card_path.write_text(json.dumps({**card, "lesion_threshold": 1.0}))
+    train_classifier(
+        [
+            "--modality", "ultrasound", "--data", str(run / "site_a"), str(run / "site_b"),
+            "--out", str(run / "classifier-nothing"), "--work-dir", str(run / "classifier-work"),
+            "--cv", "0", "--loso", "--epochs", "1", "--size", "32", "--batch-size", "4",
+            "--lesion-channel", "--segmenter-folds", str(folds),
+        ]
+    )  # fmt: skip
+
+    for result in (run / "classifier-work").rglob("loso-test-*/result.json"):
+        saved = json.loads(result.read_text())
+        assert saved["automatic_roi"] == saved["whole_image"]
+
+
 def test_the_shipped_card_pins_its_weights(run: Path) -> None:
     card = json.loads((run / "models" / "segmenter.json").read_text())
 
@@ -204,24 +227,35 @@ def test_a_model_trained_on_another_machine_is_reused_not_one_from_another_file(
     assert weights_config(other) != weights_config(here)
 
 
-def test_kept_models_are_scored_again_with_a_zoom_and_their_cards_say_so(run: Path) -> None:
-    """A zoom is how the model is served, not how it was trained: kept models take one
-    without training again, and the kept cards the classifier's crops come from record it."""
-    folds = run / "folds-zoomed"
+def rescored_with_zoom(run: Path, zoom: str) -> Path:
+    """`run`'s kept fold models (a copy) scored again with `--automatic-zoom zoom`."""
+    folds = run / f"folds-zoom-{zoom}"
     shutil.copytree(run / "folds", folds)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("branet_training.segmenter.train.train_segmenter", _no_training)
         train_toy(
-            run, run / "zoomed", None, "--epochs", "1", "--reuse-trained",
-            "--automatic-zoom", "2", folds=folds.name,
+            run, run / f"zoom-{zoom}", None, "--epochs", "1", "--reuse-trained",
+            "--automatic-zoom", zoom, folds=folds.name,
         )  # fmt: skip
+    return folds
+
+
+def test_kept_models_are_scored_again_with_a_zoom_and_their_cards_say_so(run: Path) -> None:
+    """A zoom is how the model is served, not how it was trained: kept models take one
+    without training again, and the kept cards the classifier's crops come from record it.
+    It outlines again what the first look finds, so the threshold is the first look's."""
+    zoomed, once = rescored_with_zoom(run, "2"), rescored_with_zoom(run, "0")
 
     for site in ("site_a", "site_b"):
-        card = json.loads((folds / f"leave-out-{site}" / "segmenter.json").read_text())
+        card, first = (
+            json.loads((folds / f"leave-out-{site}" / "segmenter.json").read_text())
+            for folds in (zoomed, once)
+        )
         assert card["automatic_zoom"] == 2
-        markdown = (folds / f"leave-out-{site}" / "segmenter.md").read_text()
+        assert card["lesion_threshold"] == first["lesion_threshold"]
+        markdown = (zoomed / f"leave-out-{site}" / "segmenter.md").read_text()
         assert "outlined again in a window 2 times its size" in markdown
-    report = json.loads((run / "zoomed" / "report.json").read_text())
+    report = json.loads((run / "zoom-2" / "report.json").read_text())
     assert report["context"]["config"]["automatic_zoom"] == 2
 
 
