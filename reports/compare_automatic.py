@@ -17,7 +17,7 @@ from typing import Any
 from branet_training.segmenter.data import NORMAL
 from branet_training.segmenter.report import ImageScore, summary
 
-BASELINE = Path("reports/segmenter/report.json")
+BASELINE = Path("reports/segmenter-0.4.0/report.json")
 HEADER = "| run | threshold | found | outlined | normals marked | found at 0.4.0's normals rate |"
 
 
