@@ -2,8 +2,7 @@
 the image, quartiles per site left out: where a second look at the region found pays.
 
     .venv/bin/python reports/segmenter-automatic-zoom/by_size.py --data ../shared/data \\
-        one-pass=reports/segmenter-automatic-zoom/one-pass \\
-        zoomed=reports/segmenter-automatic-zoom/zoom-2
+        one-pass=reports/segmenter-0.4.0 zoomed=reports/segmenter
 
 Each NAME=FOLDER's `report.json` (`branet-train-segmenter`'s) is read; the masks come from
 --data, as the segmenter's training reads them. Run from the repository root."""
