@@ -47,8 +47,7 @@ def synthetic_png(width: int = 560, height: int = 460) -> bytes:
 def zoom_line(segmenter: BraNetSegmenter, image: Image.Image) -> str:
     """Whether the zoomed stage looks twice at this image: the window, if any, around the
     region one pass finds."""
-    card = segmenter.card.model_copy(update={"automatic_zoom": 0.0})
-    first = BraNetSegmenter(card, segmenter.sam, EmbeddingCache(0)).most_lesion_like(image, "z")
+    first = segmenter.first_look(image, "z")
     if not first.mask.any():
         return "nothing found: one pass"
     window = zoom_window(bounding_box(first.mask), image.width, image.height, segmenter.card)
@@ -72,12 +71,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     segmenter = segmenter_of(args.card)
-    one_pass, zoomed = (
-        BraNetSegmenter(
-            segmenter.card.model_copy(update={"automatic_zoom": zoom}), segmenter.sam, cache
-        )
-        for zoom, cache in ((0.0, EmbeddingCache(0)), (args.automatic_zoom, EmbeddingCache(0)))
-    )
+    zoomed = segmenter.with_zoom(args.automatic_zoom, EmbeddingCache(0))
     upload = validate_image(args.image.read_bytes() if args.image else synthetic_png())
     image = upload.image
     width, height = image.width, image.height
@@ -85,7 +79,7 @@ def main() -> None:
     stages = {
         "embedding": lambda: segmenter.embedding(image, "bench"),
         "box decode (embedding cached)": lambda: segmenter.predict(image, "cached", box, ()),
-        "automatic, one pass": lambda: one_pass.most_lesion_like(image, "bench"),
+        "automatic, one pass": lambda: zoomed.first_look(image, "bench"),
         f"automatic, zoomed ×{args.automatic_zoom:g}": lambda: zoomed.most_lesion_like(
             image, "bench"
         ),

@@ -50,6 +50,12 @@ class BraNetSegmenter:
         load_weights(sam, weights, card.architecture)
         return cls(card, sam, cache)
 
+    def with_zoom(self, zoom: float, cache: EmbeddingCache) -> "BraNetSegmenter":
+        """The same network with another `automatic_zoom` (0: one look)."""
+        return BraNetSegmenter(
+            self.card.model_copy(update={"automatic_zoom": zoom}), self.sam, cache
+        )
+
     @property
     def ref(self) -> ModelRef:
         card = self.card
@@ -109,25 +115,36 @@ class BraNetSegmenter:
         return Segmentation(mask=mask, score=iou)
 
     def most_lesion_like(self, image: Image.Image, key: str) -> Segmentation:
-        """No prompt: the most lesion-like region, whatever its score: the best of three
-        candidates where the card says `automatic_multimask`; where it says
-        `automatic_detector`, the decoder's mask in the detected box (outlined again zoomed in
-        where the card says `automatic_zoom`), its predicted IoU times the detector's
-        confidence."""
+        """No prompt: the most lesion-like region, whatever its score (`first_look`), outlined
+        again where the card says `automatic_zoom` (`looked_again`)."""
+        return self.looked_again(image, self.first_look(image, key))
+
+    def first_look(self, image: Image.Image, key: str) -> Segmentation:
+        """One encoder and one decoder pass with no prompt: the best of three candidates where
+        the card says `automatic_multimask`; where it says `automatic_detector`, the decoder's
+        mask in the detected box, its predicted IoU times the detector's confidence."""
         embeddings = self.embedding(image, key)
         if self.sam.lesion_detector is None:
             mask, iou = self.decoded(embeddings, image, None, None)
             return Segmentation(mask=mask, score=iou)
         boxes, confidence = self.detected_box(embeddings, image.width, image.height)
         mask, iou = self.decoded(embeddings, image, boxes, None)
-        if self.card.automatic_zoom and mask.any():
-            box = bounding_box(mask)
-            window = zoom_window(box, image.width, image.height, self.card)
-            if window is not None:
-                mask = self.outlined_in(image, window, box)
-        # The first look's score either way: a second look, prompted by a box, predicts a high
-        # IoU on whatever it is shown, and only some images get one.
         return Segmentation(mask=mask, score=iou * confidence)
+
+    def looked_again(self, image: Image.Image, first: Segmentation) -> Segmentation:
+        """With the card's `automatic_zoom` and the detector, the first look's region outlined
+        again in a window around it (`zoom_window`), where one magnifies it. The score stays
+        the first look's: a second look, prompted by a box, predicts a high IoU on whatever it
+        is shown, and only some images get one."""
+        if not self.card.automatic_zoom or self.sam.lesion_detector is None:
+            return first
+        if not first.mask.any():
+            return first
+        box = bounding_box(first.mask)
+        window = zoom_window(box, image.width, image.height, self.card)
+        if window is None:
+            return first
+        return Segmentation(mask=self.outlined_in(image, window, box), score=first.score)
 
     def outlined_in(
         self, image: Image.Image, window: tuple[int, int, int, int], box: BoundingBox
@@ -198,9 +215,13 @@ class BraNetSegmenter:
     def automatic(self, image: Image.Image, key: str) -> Segmentation | None:
         """No prompt: the most lesion-like region, or None where its score is under the card's
         threshold (not lesion-like enough) or the region is empty. What the service and the
-        classifier's evaluation of automatic crops both use."""
-        found = self.most_lesion_like(image, key)
-        return found if found.score >= self.card.lesion_threshold and found.mask.any() else None
+        classifier's evaluation of automatic crops both use. Only a region that passes gets a
+        second look: what it decides is the first look's."""
+        first = self.first_look(image, key)
+        if first.score < self.card.lesion_threshold or not first.mask.any():
+            return None
+        found = self.looked_again(image, first)
+        return found if found.mask.any() else None
 
 
 # A second look pays where its window shows the region this much larger than the whole image did.

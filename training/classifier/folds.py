@@ -228,7 +228,8 @@ def _with_automatic_roi(
     if segmenter is None:
         return result
     lacks_mask = config.lesion_channel and result.automatic_roi_mask is None
-    same_mode = data.get("automatic_mode") == automatic_mode(segmenter)
+    mode = automatic_mode(segmenter)
+    same_mode = data.get("automatic_mode") == mode
     if result.automatic_roi is not None and not lacks_mask and same_mode:
         return result
     network = build_network(config)
@@ -237,8 +238,7 @@ def _with_automatic_roi(
     automatic, masked = _automatic_roi(result.name, samples, model, config, images, segmenter)
     parts = {"automatic_roi": automatic, "automatic_roi_mask": masked}
     predictions = {k: None if v is None else _predictions(v) for k, v in parts.items()}
-    mode = {"automatic_mode": automatic_mode(segmenter)}
-    saved.write_text(json.dumps({**data, **predictions, **mode}))
+    saved.write_text(json.dumps({**data, **predictions, "automatic_mode": mode}))
     return replace(result, automatic_roi=automatic, automatic_roi_mask=masked)
 
 

@@ -71,8 +71,7 @@ def scored(
 def first_look(segmenter: BraNetSegmenter) -> BraNetSegmenter:
     """The same network with no zoom: automatic mode's score is its first look's, and the
     threshold is fitted on what that look finds (a zoom only outlines it again)."""
-    card = segmenter.card.model_copy(update={"automatic_zoom": 0.0})
-    return BraNetSegmenter(card, segmenter.sam, EmbeddingCache(1))
+    return segmenter.with_zoom(0.0, segmenter.cache)
 
 
 def weights_config(config: dict[str, Any]) -> dict[str, Any]:

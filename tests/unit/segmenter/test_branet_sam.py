@@ -216,3 +216,11 @@ def test_without_a_zoom_the_region_is_outlined_once() -> None:
 
     assert outliner.images == [(640, 320)]
     assert found.score == pytest.approx(0.5 * 0.8)
+
+
+def test_a_region_under_the_threshold_is_no_lesion_and_gets_no_second_look() -> None:
+    segmenter, outliner = outlining_boxes(zoom=2.0)
+    segmenter.card = segmenter.card.model_copy(update={"lesion_threshold": 0.5})  # 0.4 scored
+
+    assert segmenter.automatic(Image.new("L", (640, 320), 120), "k") is None
+    assert outliner.images == [(640, 320)]
